@@ -1,0 +1,1 @@
+"""sfn-gateway's logic: configuration, allow-list, Step Functions calls, validation, errors."""

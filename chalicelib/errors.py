@@ -1,0 +1,179 @@
+"""Domain errors, and the one table that maps them (and Step Functions' errors) to HTTP."""
+import logging
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError as BotoConnectionError,
+    ReadTimeoutError,
+)
+from chalice import ChaliceUnhandledError, Response
+
+LOG = logging.getLogger("sfn_gateway")
+
+
+# Subclassing ChaliceUnhandledError lets these propagate out of the view to the
+# error-mapping middleware instead of being turned into Chalice's bare 500.
+class GatewayError(ChaliceUnhandledError):
+    """Base of every error the gateway reports to its caller."""
+
+
+class ValidationError(GatewayError):
+    """The request is malformed: bad JSON, wrong type, unknown field, bad value."""
+
+
+class InvalidArn(GatewayError):
+    """An ARN in the request is malformed."""
+
+
+class InvalidName(GatewayError):
+    """An execution name breaks Step Functions' naming rules."""
+
+
+class InvalidExecutionInput(GatewayError):
+    """Step Functions rejected the execution input."""
+
+
+class InvalidToken(GatewayError):
+    """A task token is malformed or unknown to Step Functions."""
+
+
+class InvalidOutput(GatewayError):
+    """Step Functions rejected a task's output."""
+
+
+class InputTooLarge(GatewayError):
+    """A payload exceeds Step Functions' 256 KiB limit."""
+
+
+class StateMachineNotFound(GatewayError):
+    """The state machine is not in this stage's allow-list (or no longer exists)."""
+
+
+class ExecutionNotFound(GatewayError):
+    """The execution does not exist."""
+
+
+class ExecutionAlreadyExists(GatewayError):
+    """An execution with this name exists with other input, or has already ended."""
+
+
+class StateMachineTypeNotSupported(GatewayError):
+    """The operation does not apply to this type of state machine."""
+
+
+class TaskNotFound(GatewayError):
+    """The task token belongs to no waiting task."""
+
+
+class TaskTimedOut(GatewayError):
+    """The task the token belongs to has timed out."""
+
+
+class ExecutionNotRedrivable(GatewayError):
+    """The execution cannot be redriven."""
+
+
+class NotImplementedByBackend(GatewayError):
+    """The Step Functions endpoint in use does not implement the operation."""
+
+
+class Throttled(GatewayError):
+    """Step Functions throttled the call or hit an execution limit."""
+
+
+class BackendUnavailable(GatewayError):
+    """Step Functions could not be reached."""
+
+
+class BackendTimeout(GatewayError):
+    """Step Functions did not answer in time."""
+
+
+class BackendError(GatewayError):
+    """Step Functions answered with an error the gateway does not expect."""
+
+
+class GatewayMisconfigured(GatewayError):
+    """The stage's configuration is invalid."""
+
+
+# Step Functions error code -> domain error. Anything not listed becomes BackendError.
+_SFN_ERRORS = {
+    "ExecutionDoesNotExist": ExecutionNotFound,
+    "StateMachineDoesNotExist": StateMachineNotFound,
+    "ExecutionAlreadyExists": ExecutionAlreadyExists,
+    "InvalidArn": InvalidArn,
+    "InvalidName": InvalidName,
+    "InvalidExecutionInput": InvalidExecutionInput,
+    "InvalidToken": InvalidToken,
+    "InvalidOutput": InvalidOutput,
+    "ValidationException": ValidationError,
+    "ThrottlingException": Throttled,
+    "ExecutionLimitExceeded": Throttled,
+    "StateMachineTypeNotSupported": StateMachineTypeNotSupported,
+    "TaskDoesNotExist": TaskNotFound,
+    "TaskTimedOut": TaskTimedOut,
+    "ExecutionNotRedrivable": ExecutionNotRedrivable,
+}
+
+# Domain error -> (HTTP status, Retry-After seconds or None).
+_HTTP_STATUS = {
+    ValidationError: (400, None),
+    InvalidArn: (400, None),
+    InvalidName: (400, None),
+    InvalidExecutionInput: (400, None),
+    InvalidToken: (400, None),
+    InvalidOutput: (400, None),
+    StateMachineTypeNotSupported: (400, None),
+    StateMachineNotFound: (404, None),
+    ExecutionNotFound: (404, None),
+    TaskNotFound: (404, None),
+    ExecutionAlreadyExists: (409, None),
+    ExecutionNotRedrivable: (409, None),
+    TaskTimedOut: (410, None),
+    InputTooLarge: (413, None),
+    Throttled: (429, 1),
+    GatewayMisconfigured: (500, None),
+    NotImplementedByBackend: (501, None),
+    BackendError: (502, None),
+    BackendUnavailable: (503, 5),
+    BackendTimeout: (504, None),
+}
+
+
+def translate_backend_error(err: Exception) -> GatewayError:
+    """Turn a botocore exception raised by a Step Functions call into a domain error."""
+    if isinstance(err, ClientError):
+        code = err.response.get("Error", {}).get("Code", "")
+        message = err.response.get("Error", {}).get("Message") or code
+        if code in _SFN_ERRORS:
+            return _SFN_ERRORS[code](message)
+        if code in ("UnknownOperationException", "InvalidAction", "NotImplemented"):
+            return NotImplementedByBackend(
+                f"The Step Functions endpoint does not implement this operation ({code})."
+            )
+        request_id = err.response.get("ResponseMetadata", {}).get("RequestId", "unknown")
+        LOG.error("Unexpected Step Functions error %s (request id %s): %s", code, request_id, message)
+        return BackendError(
+            f"Step Functions returned an unexpected error {code} (request id {request_id})."
+        )
+    if isinstance(err, ReadTimeoutError):
+        return BackendTimeout("Step Functions did not answer in time; the call may still take effect.")
+    if isinstance(err, BotoConnectionError):
+        return BackendUnavailable("Step Functions could not be reached; retry later.")
+    if isinstance(err, BotoCoreError):
+        LOG.error("Unexpected botocore error: %s", err)
+        return BackendError(f"The call to Step Functions failed: {err}")
+    raise err
+
+
+def error_response(err: GatewayError) -> Response:
+    """Render a domain error as Chalice's error shape with its HTTP status."""
+    status, retry_after = _HTTP_STATUS[type(err)]
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    return Response(
+        body={"Code": type(err).__name__, "Message": str(err)},
+        status_code=status,
+        headers=headers,
+    )
