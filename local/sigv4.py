@@ -1,0 +1,287 @@
+"""Dev-only SigV4 verification that mimics API Gateway's AWS_IAM authorization.
+
+The signature is recomputed with botocore's own signer; this module only decides
+which canonical URI / query string to feed it, because real clients disagree:
+
+* botocore ``SigV4Auth`` and ``requests-aws4auth`` percent-encode the path as sent
+  on the wire once more (AWS's "double encoding" for non-S3 services), so
+  ``/items/arn%3Aaws`` is signed as ``/items/arn%253Aaws`` and ``/items/arn:aws`` as
+  ``/items/arn%3Aaws``.
+* curl 7.88 ``--aws-sigv4`` signs the path exactly as it sends it (no encoding).
+* Query strings: botocore sorts the raw ``key=value`` pairs; requests-aws4auth
+  decodes, re-encodes (RFC 3986, ``+`` becomes ``%20``) and sorts them; curl 7.88
+  signs them as sent, unsorted.
+
+Every candidate is a rendering of the same wire path and query, so accepting any
+of them never lets a tampered path, query, header or body through.
+"""
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Iterable, Optional, Tuple
+from urllib.parse import parse_qsl, quote
+
+from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.compat import HTTPHeaders
+from botocore.credentials import Credentials
+from botocore.utils import normalize_url_path
+
+SERVICE = "execute-api"
+ALGORITHM = "AWS4-HMAC-SHA256"
+# API Gateway (like every SigV4 service) tolerates 5 minutes of clock skew.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+LOCAL_ACCOUNT_ID = "123456789012"
+LOCAL_USER_NAME = "local-developer"
+# Shaped like a real IAM user id (AIDA prefix, 21 characters).
+LOCAL_USER_ID = "AIDALOCALDEVELOPER000"
+
+MISSING_TOKEN = "Missing Authentication Token"
+UNKNOWN_KEY = "The security token included in the request is invalid."
+SIGNATURE_MISMATCH = (
+    "The request signature we calculated does not match the signature you "
+    "provided. Check your AWS Secret Access Key and signing method. Consult "
+    "the service documentation for details."
+)
+
+
+class SignatureError(Exception):
+    """A request failed SigV4 verification; API Gateway answers it with a 403."""
+
+    def __init__(self, message: str, error_type: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.error_type = error_type
+
+
+@dataclass(frozen=True)
+class CallerIdentity:
+    """The IAM principal API Gateway would report for a verified request."""
+
+    access_key: str
+    user_arn: str
+    account_id: str
+    caller: str
+    user: str
+
+    def as_request_context(self) -> dict:
+        """Return the fields API Gateway puts in ``requestContext.identity``."""
+        return {
+            "accessKey": self.access_key,
+            "userArn": self.user_arn,
+            "accountId": self.account_id,
+            "caller": self.caller,
+            "user": self.user,
+        }
+
+
+@dataclass(frozen=True)
+class _Authorization:
+    access_key: str
+    date: str
+    region: str
+    service: str
+    terminator: str
+    signed_headers: Tuple[str, ...]
+    signature: str
+
+
+class _ReceivedRequestSigner(SigV4Auth):
+    """botocore's SigV4 signer aimed at a received request instead of an outgoing one."""
+
+    def __init__(self, credentials: Credentials, region: str,
+                 signed_headers: Tuple[str, ...], canonical_query: str) -> None:
+        super().__init__(credentials, SERVICE, region)
+        self._signed_header_names = signed_headers
+        self._canonical_query = canonical_query
+
+    def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
+        # Sign exactly what the client listed in SignedHeaders, not botocore's
+        # own choice of headers.
+        selected = HTTPHeaders()
+        for name, value in request.headers.items():
+            if name.lower() in self._signed_header_names:
+                selected[name.lower()] = value
+        return selected
+
+    def canonical_query_string(self, request: AWSRequest) -> str:
+        return self._canonical_query
+
+    def _normalize_url_path(self, path: str) -> str:
+        # The URL already carries the candidate canonical URI.
+        return path
+
+
+class SigV4Verifier:
+    """Verify API Gateway AWS_IAM (SigV4) signatures for one access key pair."""
+
+    def __init__(self, access_key: str, secret_key: str, region: str = "us-east-1",
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+        self._credentials = Credentials(access_key, secret_key)
+        self._region = region
+        self._clock = clock
+
+    def verify(self, method: str, raw_target: str,
+               headers: Iterable[Tuple[str, str]], body: Optional[bytes]) -> CallerIdentity:
+        """Check a request as received on the wire and return its caller identity."""
+        header_pairs = HTTPHeaders()
+        for name, value in headers:
+            header_pairs[name] = value
+        lowered = {name.lower(): value for name, value in header_pairs.items()}
+        raw_path, _, raw_query = raw_target.partition("?")
+        authorization = lowered.get("authorization")
+        if authorization is None:
+            if any(k.lower() == "x-amz-signature" for k, _ in parse_qsl(raw_query)):
+                raise SignatureError(
+                    "Query-string (presigned URL) SigV4 authentication is not "
+                    "supported by the local server; sign the Authorization header.",
+                    "IncompleteSignatureException")
+            raise SignatureError(MISSING_TOKEN, "MissingAuthenticationTokenException")
+        auth = _parse_authorization(authorization)
+        amz_date = self._check_date(lowered.get("x-amz-date"), auth)
+        self._check_scope(auth)
+        if auth.access_key != self._credentials.access_key:
+            raise SignatureError(UNKNOWN_KEY, "UnrecognizedClientException")
+        if "host" not in auth.signed_headers:
+            raise SignatureError(
+                "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
+                "InvalidSignatureException")
+        if any(name not in lowered for name in auth.signed_headers):
+            raise SignatureError(SIGNATURE_MISMATCH, "InvalidSignatureException")
+        self._check_declared_payload_hash(header_pairs, body or b"")
+        expected = self._candidate_signatures(
+            method, raw_path, raw_query, header_pairs, body or b"", auth, amz_date)
+        if not any(hmac.compare_digest(sig, auth.signature) for sig in expected):
+            raise SignatureError(SIGNATURE_MISMATCH, "InvalidSignatureException")
+        return CallerIdentity(
+            access_key=auth.access_key,
+            user_arn=f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:user/{LOCAL_USER_NAME}",
+            account_id=LOCAL_ACCOUNT_ID,
+            caller=LOCAL_USER_ID,
+            user=LOCAL_USER_ID,
+        )
+
+    def _check_declared_payload_hash(self, header_pairs: HTTPHeaders, body: bytes) -> None:
+        # botocore's signer trusts a declared X-Amz-Content-SHA256; API Gateway checks
+        # it against the body, so a body swapped after signing must fail here.
+        declared = header_pairs.get("X-Amz-Content-SHA256")
+        if declared is None:
+            return
+        request = AWSRequest(method="POST", url="http://local/", data=body)
+        if declared != SigV4Auth(self._credentials, SERVICE, self._region).payload(request):
+            raise SignatureError(SIGNATURE_MISMATCH, "InvalidSignatureException")
+
+    def _check_date(self, amz_date: Optional[str], auth: _Authorization) -> str:
+        if amz_date is None:
+            raise SignatureError(
+                "Authorization header requires existence of either a 'X-Amz-Date' "
+                "or a 'Date' header.", "IncompleteSignatureException")
+        try:
+            signed_at = datetime.strptime(amz_date, SIGV4_TIMESTAMP).replace(tzinfo=timezone.utc)
+        except ValueError:
+            raise SignatureError(
+                f"Date must be in ISO-8601 'basic format'. Got '{amz_date}'. "
+                "See http://en.wikipedia.org/wiki/ISO_8601",
+                "IncompleteSignatureException") from None
+        now = self._clock()
+        stamp = now.strftime(SIGV4_TIMESTAMP)
+        if signed_at < now - MAX_CLOCK_SKEW:
+            limit = (now - MAX_CLOCK_SKEW).strftime(SIGV4_TIMESTAMP)
+            raise SignatureError(
+                f"Signature expired: {amz_date} is now earlier than {limit} ({stamp} - 5 min.)",
+                "InvalidSignatureException")
+        if signed_at > now + MAX_CLOCK_SKEW:
+            limit = (now + MAX_CLOCK_SKEW).strftime(SIGV4_TIMESTAMP)
+            raise SignatureError(
+                f"Signature not yet current: {amz_date} is still later than {limit} "
+                f"({stamp} + 5 min.)", "InvalidSignatureException")
+        if auth.date != amz_date[:8]:
+            raise SignatureError(
+                "Date in Credential scope does not match YYYYMMDD from ISO-8601 version "
+                f"of date from HTTP: '{auth.date}' != '{amz_date[:8]}', from '{amz_date}'.",
+                "InvalidSignatureException")
+        return amz_date
+
+    def _check_scope(self, auth: _Authorization) -> None:
+        if auth.region != self._region:
+            raise SignatureError(
+                f"Credential should be scoped to a valid region, not '{auth.region}'. ",
+                "InvalidSignatureException")
+        if auth.service != SERVICE:
+            raise SignatureError(
+                f"Credential should be scoped to correct service: '{SERVICE}'. ",
+                "InvalidSignatureException")
+        if auth.terminator != "aws4_request":
+            raise SignatureError(
+                "Credential should be scoped with a valid terminator: 'aws4_request', "
+                f"not '{auth.terminator}'. ", "InvalidSignatureException")
+
+    def _candidate_signatures(self, method: str, raw_path: str, raw_query: str,
+                              header_pairs: HTTPHeaders, body: bytes, auth: _Authorization,
+                              amz_date: str) -> list:
+        signatures = []
+        for canonical_query in _canonical_queries(raw_query):
+            signer = _ReceivedRequestSigner(
+                self._credentials, self._region, auth.signed_headers, canonical_query)
+            for canonical_path in _canonical_paths(raw_path):
+                request = AWSRequest(method=method, url=f"http://local{canonical_path}",
+                                     headers=header_pairs, data=body)
+                request.context["timestamp"] = amz_date
+                canonical_request = signer.canonical_request(request)
+                string_to_sign = signer.string_to_sign(request, canonical_request)
+                signatures.append(signer.signature(string_to_sign, request))
+        return signatures
+
+
+def _parse_authorization(value: str) -> _Authorization:
+    algorithm, _, params_text = value.strip().partition(" ")
+    if algorithm != ALGORITHM:
+        raise SignatureError(
+            f"Unsupported authorization algorithm '{algorithm}'; expected '{ALGORITHM}'.",
+            "IncompleteSignatureException")
+    params = {}
+    for part in params_text.split(","):
+        key, sep, val = part.strip().partition("=")
+        if not sep:
+            raise SignatureError(
+                f"'{part.strip()}' not a valid key=value pair (missing equal-sign) in "
+                f"Authorization header: '{value}'.", "IncompleteSignatureException")
+        params[key] = val
+    missing = [name for name in ("Credential", "Signature", "SignedHeaders") if name not in params]
+    if missing:
+        raise SignatureError(
+            " ".join(f"Authorization header requires '{name}' parameter." for name in missing)
+            + f" Authorization={value}", "IncompleteSignatureException")
+    scope = params["Credential"].split("/")
+    if len(scope) != 5:
+        raise SignatureError(
+            "Credential should be scoped to a valid region, service and terminator: "
+            f"'{params['Credential']}' is not "
+            "<AccessKey>/<YYYYMMDD>/<region>/<service>/aws4_request.",
+            "IncompleteSignatureException")
+    return _Authorization(
+        access_key=scope[0], date=scope[1], region=scope[2], service=scope[3],
+        terminator=scope[4],
+        signed_headers=tuple(h.strip().lower() for h in params["SignedHeaders"].split(";")),
+        signature=params["Signature"],
+    )
+
+
+def _canonical_paths(raw_path: str) -> list:
+    # AWS's double encoding (botocore, requests-aws4auth), then curl 7.88's as-sent path.
+    aws_double_encoded = quote(normalize_url_path(raw_path), safe="/~")
+    return list(dict.fromkeys([aws_double_encoded, raw_path or "/"]))
+
+
+def _canonical_queries(raw_query: str) -> list:
+    # botocore, requests-aws4auth, then curl 7.88; see the module docstring.
+    raw_pairs = [pair.partition("=")[::2] for pair in raw_query.split("&")] if raw_query else []
+    botocore_sorted = "&".join(f"{k}={v}" for k, v in sorted(raw_pairs))
+    rfc3986_sorted = "&".join(
+        f"{k}={v}" for k, v in sorted(
+            (quote(k, safe="-_.~"), quote(v, safe="-_.~"))
+            for k, v in parse_qsl(raw_query, keep_blank_values=True)))
+    return list(dict.fromkeys([botocore_sorted, rfc3986_sorted, raw_query]))
+
