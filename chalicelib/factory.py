@@ -19,7 +19,7 @@ def get_sfn_client():
         config=Config(
             connect_timeout=config.connect_timeout,
             read_timeout=config.read_timeout,
-            retries={"mode": "standard", "max_attempts": config.max_attempts},
+            retries={"mode": "standard", "total_max_attempts": config.max_attempts},
             # boto3 sends StartSyncExecution to "sync-<host>", which a custom
             # endpoint such as the local engine does not answer.
             inject_host_prefix=config.endpoint_url is None,
