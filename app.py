@@ -1,16 +1,21 @@
 """sfn-gateway: a REST API over allow-listed AWS Step Functions operations. Routes only."""
-from chalice import Chalice, IAMAuthorizer, Response
+from chalice import Chalice, IAMAuthorizer
 
-from chalicelib import factory
+from chalicelib import factory, responses
 from chalicelib.middleware import handle_request
-from chalicelib.service import execution_location
 from chalicelib.validation import (
     HISTORY_QUERY,
     LIST_EXECUTIONS_QUERY,
+    NO_BODY,
     NO_QUERY,
     START_EXECUTION_BODY,
     STOP_EXECUTION_BODY,
+    TASK_FAILURE_BODY,
+    TASK_HEARTBEAT_BODY,
+    TASK_SUCCESS_BODY,
+    WAIT_QUERY,
     choose_execution_name,
+    client_token,
     parse_body,
     parse_query,
 )
@@ -42,10 +47,14 @@ def describe_state_machine(name):
 @app.route("/executions", methods=["POST"], authorizer=iam)
 def start_execution():
     request = app.current_request
+    wait = parse_query(request.query_params, WAIT_QUERY).get("wait")
     body = parse_body(request.raw_body, START_EXECUTION_BODY)
     name = choose_execution_name(body.get("name"), request.headers.get("idempotency-key"))
-    started = factory.get_gateway().start_execution(body["stateMachine"], body.get("input", {}), name)
-    return Response(started, status_code=201, headers={"Location": execution_location(started["executionArn"])})
+    gateway = factory.get_gateway()
+    started = gateway.start_execution(body["stateMachine"], body.get("input", {}), name, responses.caller_context(request))
+    if wait is None:
+        return responses.started(started)
+    return responses.waited(*gateway.wait_for_execution(started["executionArn"], wait))
 
 
 @app.route("/executions", methods=["GET"], authorizer=iam)
@@ -58,8 +67,10 @@ def list_executions():
 
 @app.route("/executions/{executionArn}", authorizer=iam)
 def describe_execution(executionArn):
-    parse_query(app.current_request.query_params, NO_QUERY)
-    return factory.get_gateway().describe_execution(executionArn)
+    wait = parse_query(app.current_request.query_params, WAIT_QUERY).get("wait")
+    if wait is None:
+        return factory.get_gateway().describe_execution(executionArn)
+    return responses.waited(*factory.get_gateway().wait_for_execution(executionArn, wait))
 
 
 @app.route("/executions/{executionArn}/stop", methods=["POST"], authorizer=iam)
@@ -74,3 +85,48 @@ def get_execution_history(executionArn):
     return factory.get_gateway().get_execution_history(
         executionArn, query.get("limit"), query.get("nextToken"), query.get("reverse", False)
     )
+
+
+@app.route("/executions/{executionArn}/redrive", methods=["POST"], authorizer=iam)
+def redrive_execution(executionArn):
+    request = app.current_request
+    parse_body(request.raw_body, NO_BODY)
+    return factory.get_gateway().redrive_execution(executionArn, client_token(request.headers.get("idempotency-key")))
+
+
+@app.route("/sync-executions", methods=["POST"], authorizer=iam)
+def start_sync_execution():
+    request = app.current_request
+    body = parse_body(request.raw_body, START_EXECUTION_BODY)
+    name = choose_execution_name(body.get("name"), request.headers.get("idempotency-key"))
+    return factory.get_gateway().start_sync_execution(
+        body["stateMachine"], body.get("input", {}), name, responses.caller_context(request)
+    )
+
+
+@app.route("/tasks/success", methods=["POST"], authorizer=iam)
+def send_task_success():
+    body = parse_body(app.current_request.raw_body, TASK_SUCCESS_BODY)
+    return factory.get_gateway().send_task_success(body["taskToken"], body.get("output", {}))
+
+
+@app.route("/tasks/failure", methods=["POST"], authorizer=iam)
+def send_task_failure():
+    body = parse_body(app.current_request.raw_body, TASK_FAILURE_BODY)
+    return factory.get_gateway().send_task_failure(body["taskToken"], body.get("error"), body.get("cause"))
+
+
+@app.route("/tasks/heartbeat", methods=["POST"], authorizer=iam)
+def send_task_heartbeat():
+    body = parse_body(app.current_request.raw_body, TASK_HEARTBEAT_BODY)
+    return factory.get_gateway().send_task_heartbeat(body["taskToken"])
+
+
+def cors_preflight():
+    return responses.preflight()
+
+
+# Browsers send CORS preflights unsigned, so these OPTIONS routes cannot sit behind IAM;
+# they answer 404 unless the stage sets CORS_ALLOW_ORIGIN.
+for _path in [path for path in app.routes if path != "/health"]:
+    app.route(_path, methods=["OPTIONS"], name=f"cors_preflight{_path}")(cors_preflight)

@@ -30,6 +30,9 @@ class GatewayConfig:
     connect_timeout: float
     read_timeout: float
     max_attempts: int
+    sync_read_timeout: float
+    task_routes: bool
+    cors_allow_origin: str | None
 
 
 def _fail(message: str) -> GatewayMisconfigured:
@@ -87,6 +90,13 @@ def _number(environ, key: str, default: float, cast=float):
     return value
 
 
+def _switch(environ, key: str) -> bool:
+    raw = (environ.get(key) or "on").lower()
+    if raw not in ("on", "off"):
+        raise _fail(f"{key} must be on or off, got {raw!r}.")
+    return raw == "on"
+
+
 def config_from_environ(environ) -> GatewayConfig:
     """Build and validate the configuration from an environment mapping."""
     config = GatewayConfig(
@@ -96,12 +106,20 @@ def config_from_environ(environ) -> GatewayConfig:
         connect_timeout=_number(environ, "SFN_CONNECT_TIMEOUT", 2.0),
         read_timeout=_number(environ, "SFN_READ_TIMEOUT", 6.0),
         max_attempts=_number(environ, "SFN_MAX_ATTEMPTS", 3, cast=int),
+        sync_read_timeout=_number(environ, "SFN_SYNC_READ_TIMEOUT", 25.0),
+        task_routes=_switch(environ, "TASK_ROUTES"),
+        cors_allow_origin=environ.get("CORS_ALLOW_ORIGIN") or None,
     )
     worst_case = (config.connect_timeout + config.read_timeout) * config.max_attempts
     if worst_case >= API_GATEWAY_TIMEOUT_SECONDS:
         raise _fail(
             f"(SFN_CONNECT_TIMEOUT + SFN_READ_TIMEOUT) x SFN_MAX_ATTEMPTS = {worst_case:g} s "
             f"must stay under API Gateway's {API_GATEWAY_TIMEOUT_SECONDS} s limit."
+        )
+    if config.connect_timeout + config.sync_read_timeout >= API_GATEWAY_TIMEOUT_SECONDS:
+        raise _fail(
+            f"SFN_CONNECT_TIMEOUT + SFN_SYNC_READ_TIMEOUT must stay under API Gateway's "
+            f"{API_GATEWAY_TIMEOUT_SECONDS} s limit."
         )
     return config
 

@@ -74,6 +74,14 @@ class ExecutionNotRedrivable(GatewayError):
     """The execution cannot be redriven."""
 
 
+class TaskRoutesDisabled(GatewayError):
+    """This stage has turned the task-token routes off."""
+
+
+class CorsDisabled(GatewayError):
+    """This stage does not allow cross-origin requests."""
+
+
 class NotImplementedByBackend(GatewayError):
     """The Step Functions endpoint in use does not implement the operation."""
 
@@ -129,6 +137,8 @@ _HTTP_STATUS = {
     StateMachineNotFound: (404, None),
     ExecutionNotFound: (404, None),
     TaskNotFound: (404, None),
+    TaskRoutesDisabled: (404, None),
+    CorsDisabled: (404, None),
     ExecutionAlreadyExists: (409, None),
     ExecutionNotRedrivable: (409, None),
     TaskTimedOut: (410, None),

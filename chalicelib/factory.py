@@ -4,9 +4,7 @@ import functools
 from chalicelib.config import get_config
 
 
-@functools.cache
-def get_sfn_client():
-    """The cached Step Functions client for this stage."""
+def _build_client(read_timeout: float, max_attempts: int):
     # Imported here so that importing the app stays cheap for cold starts and tests.
     import boto3
     from botocore.config import Config
@@ -18,8 +16,8 @@ def get_sfn_client():
         endpoint_url=config.endpoint_url,
         config=Config(
             connect_timeout=config.connect_timeout,
-            read_timeout=config.read_timeout,
-            retries={"mode": "standard", "total_max_attempts": config.max_attempts},
+            read_timeout=read_timeout,
+            retries={"mode": "standard", "total_max_attempts": max_attempts},
             # boto3 sends StartSyncExecution to "sync-<host>", which a custom
             # endpoint such as the local engine does not answer.
             inject_host_prefix=config.endpoint_url is None,
@@ -27,8 +25,26 @@ def get_sfn_client():
     )
 
 
+@functools.cache
+def get_sfn_client():
+    """The cached Step Functions client for this stage."""
+    config = get_config()
+    return _build_client(config.read_timeout, config.max_attempts)
+
+
+@functools.cache
+def get_sync_sfn_client():
+    """The cached client for StartSyncExecution: a long read timeout and no retries."""
+    # A retried StartSyncExecution would run the Express workflow again: Express
+    # executions have no name-based idempotency.
+    return _build_client(get_config().sync_read_timeout, 1)
+
+
 def get_gateway():
-    """The Step Functions gateway for this request, over the cached client."""
+    """The Step Functions gateway for this request, over the cached clients."""
     from chalicelib.service import StepFunctionsGateway
 
-    return StepFunctionsGateway(get_sfn_client(), get_config().registry)
+    config = get_config()
+    return StepFunctionsGateway(
+        get_sfn_client(), config.registry, sync_client=get_sync_sfn_client, task_routes=config.task_routes
+    )

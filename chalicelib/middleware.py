@@ -5,6 +5,7 @@ import time
 from urllib.parse import unquote
 
 from chalicelib.errors import GatewayError, error_response
+from chalicelib.responses import add_cors_headers
 
 ACCESS_LOG = logging.getLogger("sfn_gateway.access")
 # Lambda's root handler prints whatever reaches it; the root logger's own level
@@ -41,11 +42,12 @@ def _access_record(request, response, seconds: float) -> dict:
 
 
 def handle_request(request, get_response):
-    """Map domain errors to responses and log one structured line per request."""
+    """Map domain errors to responses, add CORS headers and log one structured line per request."""
     started = time.perf_counter()
     try:
         response = get_response(request)
     except GatewayError as err:
         response = error_response(err)
+    add_cors_headers(response)
     ACCESS_LOG.info(json.dumps(_access_record(request, response, time.perf_counter() - started)))
     return response

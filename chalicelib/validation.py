@@ -101,6 +101,19 @@ HISTORY_QUERY = {
     "nextToken": Field(_string(3096)),
     "reverse": Field(_boolean),
 }
+WAIT_QUERY = {
+    # API Gateway cuts integrations at 29 s; leave room for the start and last describe.
+    "wait": Field(_integer(0, 25)),
+}
+_TASK_TOKEN = Field(_string(2048), required=True)
+TASK_SUCCESS_BODY = {"taskToken": _TASK_TOKEN, "output": Field(_any_json)}
+TASK_FAILURE_BODY = {
+    "taskToken": _TASK_TOKEN,
+    "error": Field(_string(256, min_length=0)),
+    "cause": Field(_string(32_768, min_length=0)),
+}
+TASK_HEARTBEAT_BODY = {"taskToken": _TASK_TOKEN}
+NO_BODY: dict = {}
 NO_QUERY: dict = {}
 
 
@@ -169,6 +182,13 @@ def serialize_payload(value: Any, field: str) -> str:
             f"{field} is {size} bytes once serialised; Step Functions accepts at most {MAX_PAYLOAD_BYTES}."
         )
     return text
+
+
+def client_token(idempotency_key: str | None) -> str | None:
+    """The Idempotency-Key header as a Step Functions clientToken (1-64 characters)."""
+    if idempotency_key is not None:
+        _string(64)("Idempotency-Key header", idempotency_key)
+    return idempotency_key
 
 
 def choose_execution_name(name: str | None, idempotency_key: str | None) -> str:

@@ -30,9 +30,11 @@ def fresh_caches():
     """Configuration and clients are cached per process; every test starts clean."""
     get_config.cache_clear()
     factory.get_sfn_client.cache_clear()
+    factory.get_sync_sfn_client.cache_clear()
     yield
     get_config.cache_clear()
     factory.get_sfn_client.cache_clear()
+    factory.get_sync_sfn_client.cache_clear()
 
 
 @pytest.fixture
@@ -73,6 +75,7 @@ def stub(monkeypatch, aws_credentials):
     client = boto3.client("stepfunctions", region_name="us-east-1")
     with Stubber(client) as stubber:
         monkeypatch.setattr(factory, "get_sfn_client", lambda: client)
+        monkeypatch.setattr(factory, "get_sync_sfn_client", lambda: client)
         yield stubber
         stubber.assert_no_pending_responses()
 

@@ -27,14 +27,16 @@ def assert_error(response, status, code):
 # --- authorisation table ------------------------------------------------------------
 
 
-def test_every_route_except_health_requires_the_iam_authorizer():
+def test_every_route_except_health_and_preflights_requires_the_iam_authorizer():
     unprotected = [
         (path, method)
         for path, methods in app.routes.items()
         for method, entry in methods.items()
         if not isinstance(entry.authorizer, IAMAuthorizer)
     ]
-    assert unprotected == [("/health", "GET")]
+    preflights = [(path, "OPTIONS") for path in app.routes if path != "/health"]
+    assert sorted(unprotected) == sorted([("/health", "GET")] + preflights)
+    assert all(app.routes[path]["OPTIONS"].view_function.__name__ == "cors_preflight" for path, _ in preflights)
 
 
 # --- health and state machines ------------------------------------------------------
