@@ -21,3 +21,14 @@ test: $(STAMP)
 
 clean:
 	rm -rf $(VENV)
+
+.PHONY: policy package-check
+
+# Regenerate .chalice/policy-<stage>.json from each stage's STATE_MACHINES allow-list.
+policy: $(STAMP)
+	$(VENV)/bin/python -m tools.policy --all
+
+# Offline deploy check: policies up to date, `chalice package` (SAM + Terraform) per stage, cfn-lint.
+package-check: $(STAMP)
+	$(VENV)/bin/python -m tools.policy --all --check
+	$(VENV)/bin/python -m pytest tests/test_policy.py tests/test_package.py tests/test_openapi.py

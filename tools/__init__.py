@@ -1,0 +1,1 @@
+"""Development tools. Never deployed: chalice packages only app.py and chalicelib/."""

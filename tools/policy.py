@@ -1,0 +1,132 @@
+"""Generate each stage's least-privilege IAM policy from its STATE_MACHINES allow-list.
+
+Chalice's automatic policy reads app.py only, so it misses the Step Functions calls made
+in chalicelib/ and would grant them on Resource "*". Each stage instead names a policy
+file in .chalice/config.json ("autogen_policy": false, "iam_policy_file"), which this
+tool writes:
+
+    python -m tools.policy --all            # regenerate every stage's file
+    python -m tools.policy --stage prod     # one stage
+    python -m tools.policy --all --check    # exit 1 if a committed file is stale
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from chalicelib.config import parse_state_machines
+from chalicelib.errors import GatewayMisconfigured
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+CHALICE_DIR = PROJECT_DIR / ".chalice"
+
+STATE_MACHINE_ACTIONS = ("states:DescribeStateMachine", "states:ListExecutions", "states:StartExecution")
+# Only EXPRESS state machines can be started synchronously.
+EXPRESS_ACTIONS = ("states:StartSyncExecution",)
+EXECUTION_ACTIONS = (
+    "states:DescribeExecution",
+    "states:GetExecutionHistory",
+    "states:RedriveExecution",
+    "states:StopExecution",
+)
+# SendTask* take a task token, not an ARN: IAM cannot scope them to a resource, and the
+# token itself is the capability, so whoever holds one may complete that task.
+TASK_TOKEN_ACTIONS = ("states:SendTaskFailure", "states:SendTaskHeartbeat", "states:SendTaskSuccess")
+TASK_TOKEN_SID = "TaskTokensAreBearerCapabilitiesAndCannotBeScopedByResource"
+# A policy file replaces Chalice's generated policy verbatim, so it must also grant
+# what every Lambda function needs to write its logs.
+LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
+LOG_RESOURCE = "arn:*:logs:*:*:*"
+
+
+def execution_resource(state_machine_arn: str) -> str:
+    """The ARN pattern matching every execution of a state machine."""
+    return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":*"
+
+
+def task_routes_enabled(environ) -> bool:
+    """Whether the stage serves /tasks/* (TASK_ROUTES is anything but "off")."""
+    return str(environ.get("TASK_ROUTES", "")).strip().lower() != "off"
+
+
+def _statement(sid: str, actions, resources) -> dict:
+    return {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": sorted(resources)}
+
+
+def policy_for_environment(environ) -> dict:
+    """The least-privilege policy for a stage with these environment variables."""
+    machines = list(parse_state_machines(environ.get("STATE_MACHINES")))
+    arns = [machine.arn for machine in machines]
+    statements = [
+        _statement("StateMachines", STATE_MACHINE_ACTIONS, arns),
+        _statement("Executions", EXECUTION_ACTIONS, [execution_resource(arn) for arn in arns]),
+        _statement("Logs", LOG_ACTIONS, [LOG_RESOURCE]),
+    ]
+    express_arns = [machine.arn for machine in machines if machine.is_express]
+    if express_arns:
+        statements.append(_statement("ExpressStateMachines", EXPRESS_ACTIONS, express_arns))
+    if task_routes_enabled(environ):
+        statements.append(_statement(TASK_TOKEN_SID, TASK_TOKEN_ACTIONS, ["*"]))
+    return {"Version": "2012-10-17", "Statement": sorted(statements, key=lambda s: s["Sid"])}
+
+
+def stage_environment(config: dict, stage: str) -> dict:
+    """A stage's environment variables, merged over the top-level ones as Chalice does."""
+    if stage not in config.get("stages", {}):
+        raise KeyError(f"Stage {stage!r} is not in .chalice/config.json; stages: {sorted(config.get('stages', {}))}.")
+    return {**config.get("environment_variables", {}), **config["stages"][stage].get("environment_variables", {})}
+
+
+def policy_for_stage(config: dict, stage: str) -> dict:
+    """The least-privilege policy for one stage of a Chalice config."""
+    return policy_for_environment(stage_environment(config, stage))
+
+
+def render(policy: dict) -> str:
+    """The policy as stable text: sorted keys, 2-space indent, trailing newline."""
+    return json.dumps(policy, indent=2, sort_keys=True) + "\n"
+
+
+def policy_path(stage: str, chalice_dir: Path = CHALICE_DIR) -> Path:
+    """Where a stage's policy file lives."""
+    return chalice_dir / f"policy-{stage}.json"
+
+
+def load_config(chalice_dir: Path = CHALICE_DIR) -> dict:
+    """The project's .chalice/config.json."""
+    return json.loads((chalice_dir / "config.json").read_text())
+
+
+def main(argv=None, chalice_dir: Path = CHALICE_DIR) -> int:
+    """Write (or with --check, compare) the policy file of the chosen stages."""
+    parser = argparse.ArgumentParser(prog="python -m tools.policy", description=__doc__.splitlines()[0])
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--stage", action="append", help="stage to generate (repeatable)")
+    which.add_argument("--all", action="store_true", help="every stage in .chalice/config.json")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file differs")
+    args = parser.parse_args(argv)
+
+    config = load_config(chalice_dir)
+    stages = sorted(config.get("stages", {})) if args.all else args.stage
+    stale = []
+    for stage in stages:
+        try:
+            text = render(policy_for_stage(config, stage))
+        except (KeyError, GatewayMisconfigured) as err:
+            print(f"{stage}: {err}", file=sys.stderr)
+            return 2
+        path = policy_path(stage, chalice_dir)
+        current = path.read_text() if path.exists() else None
+        if text == current:
+            print(f"{path.relative_to(chalice_dir.parent)}: up to date")
+        elif args.check:
+            stale.append(stage)
+            print(f"{path.relative_to(chalice_dir.parent)}: stale; run `make policy`", file=sys.stderr)
+        else:
+            path.write_text(text)
+            print(f"{path.relative_to(chalice_dir.parent)}: written")
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
