@@ -122,7 +122,7 @@ def send_task_heartbeat():
     return factory.get_gateway().send_task_heartbeat(body["taskToken"])
 
 
-def cors_preflight():
+def cors_preflight(**_path_parameters):
     return responses.preflight()
 
 
