@@ -1,0 +1,284 @@
+"""End to end: `python -m local.run` in a subprocess, real HTTP, real SigV4 clients, real executions."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import requests
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from requests_aws4auth import AWS4Auth
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+ACCESS_KEY, SECRET_KEY, REGION = "e2e-key", "e2e-secret", "us-east-1"
+
+
+class Stack:
+    """A running `python -m local.run` on free loopback ports."""
+
+    def __init__(self):
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_DEFAULT_REGION": REGION}
+        env.pop("AWS_PROFILE", None)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "local.run", "--port", "0", "--sfn-port", "0"],
+            cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self.url = self._read_url(timeout=30)
+
+    def _read_url(self, timeout):
+        deadline = time.monotonic() + timeout
+        seen = []
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            match = re.search(r"running at (http://127\.0\.0\.1:\d+)", line)
+            if match:
+                return match.group(1)
+        self.process.kill()
+        raise RuntimeError("local stack did not start:\n" + "".join(seen))
+
+    def stop(self, timeout=10):
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+
+
+def signed(method, url, body=None, secret=SECRET_KEY, headers=None):
+    """Send a request signed with botocore's SigV4 signer for execute-api."""
+    data = json.dumps(body) if body is not None else None
+    request = AWSRequest(method=method, url=url, data=data, headers={"Content-Type": "application/json", **(headers or {})})
+    SigV4Auth(Credentials(ACCESS_KEY, secret), "execute-api", REGION).add_auth(request)
+    return requests.request(method, url, data=data, headers=dict(request.headers), timeout=30)
+
+
+@pytest.fixture(scope="module")
+def stack():
+    running = Stack()
+    yield running
+    running.stop()
+
+
+def start(stack, state_machine, execution_input, **extra):
+    response = signed("POST", f"{stack.url}/executions", {"stateMachine": state_machine, "input": execution_input, **extra})
+    assert response.status_code == 201, response.text
+    return response.json()["executionArn"]
+
+
+def wait_until_ended(stack, arn, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = signed("GET", f"{stack.url}/executions/{quote(arn, safe='')}").json()
+        if body["status"] != "RUNNING":
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"{arn} did not end in {timeout} s")
+
+
+def task_token(stack, arn, timeout=10):
+    """The approval task's token, read from the execution history as a client would."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        events = signed("GET", f"{stack.url}/executions/{quote(arn, safe='')}/history").json()["events"]
+        for event in events:
+            if event["type"] == "TaskScheduled":
+                return event["taskScheduledEventDetails"]["parameters"]["MessageBody"]["taskToken"]
+        time.sleep(0.1)
+    raise AssertionError("no TaskScheduled event")
+
+
+# --- the core flow -------------------------------------------------------------------------
+
+
+def test_health_needs_no_signature(stack):
+    response = requests.get(f"{stack.url}/health", timeout=5)
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+def test_hello_runs_to_success_with_the_greeting(stack):
+    arn = start(stack, "hello", {"name": "Ada"})
+    described = wait_until_ended(stack, arn)
+    assert described["status"] == "SUCCEEDED"
+    assert described["output"] == {"greeting": "Hello, Ada!"}
+    assert described["input"] == {"name": "Ada"}
+
+
+def test_hello_with_fail_ends_failed_with_demo_failure(stack):
+    described = wait_until_ended(stack, start(stack, "hello", {"name": "Bob", "fail": True}))
+    assert described["status"] == "FAILED"
+    assert described["error"] == "DemoFailure"
+
+
+def test_list_and_history_of_real_executions(stack):
+    arn = start(stack, "hello", {"name": "Lin"}, name="listed-1")
+    wait_until_ended(stack, arn)
+    listed = signed("GET", f"{stack.url}/executions?stateMachine=hello&status=SUCCEEDED&limit=1000")
+    assert listed.status_code == 200
+    assert arn in [execution["executionArn"] for execution in listed.json()["executions"]]
+    history = signed("GET", f"{stack.url}/executions/{arn}/history?limit=2&reverse=true")
+    assert history.status_code == 200
+    body = history.json()
+    assert [event["type"] for event in body["events"]][0] == "ExecutionSucceeded"
+    assert len(body["events"]) == 2 and body["nextToken"]
+    rest = signed("GET", f"{stack.url}/executions/{arn}/history?reverse=true&nextToken={quote(body['nextToken'], safe='')}")
+    assert rest.json()["events"][-1]["type"] == "ExecutionStarted"
+
+
+def test_stop_slow_execution_aborts_it_with_error_and_cause(stack):
+    arn = start(stack, "slow", {"seconds": 30})
+    stopped = signed("POST", f"{stack.url}/executions/{quote(arn, safe='')}/stop", {"error": "Cancelled", "cause": "e2e"})
+    assert stopped.status_code == 200
+    assert stopped.json()["stopDate"]
+    described = wait_until_ended(stack, arn)
+    assert (described["status"], described.get("error"), described.get("cause")) == ("ABORTED", "Cancelled", "e2e")
+
+
+@pytest.mark.parametrize("encode", [True, False], ids=["url-encoded-arn", "raw-arn"])
+def test_execution_arn_in_path_works_encoded_and_raw(stack, encode):
+    arn = start(stack, "hello", {"name": "Raw"})
+    path_arn = quote(arn, safe="") if encode else arn
+    response = signed("GET", f"{stack.url}/executions/{path_arn}")
+    assert response.status_code == 200
+    assert response.json()["executionArn"] == arn
+
+
+def test_idempotency_key_retry_returns_the_same_execution(stack):
+    first = signed("POST", f"{stack.url}/executions", {"stateMachine": "slow", "input": {"seconds": 5}}, headers={"Idempotency-Key": "e2e-once"})
+    again = signed("POST", f"{stack.url}/executions", {"stateMachine": "slow", "input": {"seconds": 5}}, headers={"Idempotency-Key": "e2e-once"})
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert first.json()["executionArn"] == again.json()["executionArn"]
+    other = signed("POST", f"{stack.url}/executions", {"stateMachine": "slow", "input": {"seconds": 6}}, headers={"Idempotency-Key": "e2e-once"})
+    assert other.status_code == 409
+
+
+# --- signatures ------------------------------------------------------------------------------
+
+
+def test_unsigned_request_is_rejected_with_missing_authentication_token(stack):
+    response = requests.get(f"{stack.url}/state-machines", timeout=5)
+    assert (response.status_code, response.json()) == (403, {"message": "Missing Authentication Token"})
+
+
+def test_wrong_secret_is_rejected(stack):
+    response = signed("GET", f"{stack.url}/state-machines", secret="not-the-secret")
+    assert response.status_code == 403
+    assert "signature" in response.json()["message"]
+
+
+def test_tampered_body_is_rejected_and_starts_nothing(stack):
+    data = json.dumps({"stateMachine": "hello", "name": "tamper-1", "input": {}})
+    request = AWSRequest(method="POST", url=f"{stack.url}/executions", data=data, headers={"Content-Type": "application/json"})
+    SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "execute-api", REGION).add_auth(request)
+    tampered = data.replace("tamper-1", "tamper-2")
+    response = requests.post(f"{stack.url}/executions", data=tampered, headers=dict(request.headers), timeout=5)
+    assert response.status_code == 403
+    missing = signed("GET", f"{stack.url}/executions/arn:aws:states:us-east-1:123456789012:execution:hello:tamper-2")
+    assert missing.status_code == 404
+
+
+def test_requests_aws4auth_client_works(stack):
+    response = requests.get(f"{stack.url}/state-machines", auth=AWS4Auth(ACCESS_KEY, SECRET_KEY, REGION, "execute-api"), timeout=5)
+    assert response.status_code == 200
+    assert {machine["name"] for machine in response.json()["stateMachines"]} == {"hello", "slow", "approval", "echo-express"}
+
+
+def test_curl_aws_sigv4_starts_hello_and_reads_it_back(stack):
+    sigv4 = ["--aws-sigv4", f"aws:amz:{REGION}:execute-api", "--user", f"{ACCESS_KEY}:{SECRET_KEY}"]
+    started = subprocess.run(
+        ["curl", "-s", "-w", "\n%{http_code}", *sigv4, "-H", "Content-Type: application/json",
+         "-d", json.dumps({"stateMachine": "hello", "input": {"name": "Curl"}}), f"{stack.url}/executions"],
+        capture_output=True, text=True, timeout=15, check=True,
+    )
+    body, status = started.stdout.rsplit("\n", 1)
+    assert status == "201", started.stdout
+    arn = json.loads(body)["executionArn"]
+    wait_until_ended(stack, arn)
+    described = subprocess.run(
+        ["curl", "-s", *sigv4, f"{stack.url}/executions/{quote(arn, safe='')}?wait=5"],
+        capture_output=True, text=True, timeout=15, check=True,
+    )
+    assert json.loads(described.stdout)["output"] == {"greeting": "Hello, Curl!"}
+
+
+# --- workflow interaction (sync, wait, task tokens, redrive) -----------------------------------
+
+
+def test_echo_express_runs_synchronously(stack):
+    response = signed("POST", f"{stack.url}/sync-executions", {"stateMachine": "echo-express", "input": {"n": 3}})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "SUCCEEDED"
+    assert body["output"]["echo"] == {"n": 3}
+
+
+def test_sync_run_of_standard_machine_is_rejected(stack):
+    response = signed("POST", f"{stack.url}/sync-executions", {"stateMachine": "hello"})
+    assert (response.status_code, response.json()["Code"]) == (400, "StateMachineTypeNotSupported")
+
+
+def test_start_hello_with_wait_returns_200_succeeded(stack):
+    response = signed("POST", f"{stack.url}/executions?wait=10", {"stateMachine": "hello", "input": {"name": "Wait"}})
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "SUCCEEDED"
+    assert response.json()["output"] == {"greeting": "Hello, Wait!"}
+
+
+def test_slow_with_short_wait_returns_202_then_200(stack):
+    response = signed("POST", f"{stack.url}/executions?wait=1", {"stateMachine": "slow", "input": {"seconds": 2}})
+    assert response.status_code == 202
+    location = response.headers["Location"]
+    later = signed("GET", f"{stack.url}{location}?wait=10")
+    assert later.status_code == 200
+    assert later.json()["status"] == "SUCCEEDED"
+
+
+def test_approval_answered_through_task_success(stack):
+    arn = start(stack, "approval", {"amount": 10})
+    token = task_token(stack, arn)
+    answered = signed("POST", f"{stack.url}/tasks/success", {"taskToken": token, "output": {"approved": True}})
+    assert answered.status_code == 200
+    described = wait_until_ended(stack, arn)
+    assert (described["status"], described["output"]) == ("SUCCEEDED", {"approved": True})
+
+
+def test_approval_answered_through_task_failure(stack):
+    arn = start(stack, "approval", {"amount": 99})
+    token = task_token(stack, arn)
+    answered = signed("POST", f"{stack.url}/tasks/failure", {"taskToken": token, "error": "Rejected", "cause": "too much"})
+    assert answered.status_code == 200
+    described = wait_until_ended(stack, arn)
+    assert (described["status"], described["error"], described["cause"]) == ("FAILED", "Rejected", "too much")
+
+
+def test_unknown_task_token_is_a_client_error(stack):
+    response = signed("POST", f"{stack.url}/tasks/success", {"taskToken": "x" * 2000, "output": {}})
+    assert response.status_code in (400, 404)
+    assert response.json()["Code"] in ("InvalidToken", "TaskNotFound")
+
+
+# --- shutdown ----------------------------------------------------------------------------------
+
+
+def test_sigterm_stops_the_stack_within_seconds_while_an_approval_waits():
+    stack = Stack()
+    try:
+        start(stack, "approval", {"waiting": True})
+        began = time.monotonic()
+        assert stack.stop(timeout=10) == 0
+        assert time.monotonic() - began < 5
+    finally:
+        if stack.process.poll() is None:
+            stack.process.kill()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{stack.url}/health", timeout=2)
