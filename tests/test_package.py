@@ -1,0 +1,193 @@
+"""`chalice package` (SAM and Terraform) for every stage, offline: lint, auth, policy, bundle size."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from app import app
+from tools import policy
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+STAGES = sorted(policy.load_config()["stages"])
+FORMATS = ("cloudformation", "terraform")  # "cloudformation" is Chalice's SAM template format
+MAX_BUNDLE_BYTES = 100 * 1024
+# Routes anyone may call: the health check, and CORS preflights, which browsers send unsigned.
+PUBLIC_METHODS = {("/health", "GET")}
+# Neither should ever be bundled: boto3 comes with the Lambda runtime, the rest is dev-only.
+FORBIDDEN_IN_BUNDLE = ("boto3/", "botocore/", "tools/", "local/", "tests/")
+
+
+def _tool(name: str) -> str:
+    # Console scripts sit next to the venv's interpreter; `python -m chalice` has no __main__.
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    assert found, f"{name} is not installed next to {sys.executable} nor on PATH"
+    return found
+
+
+def _offline_environment() -> dict:
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    environment.update(
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_SESSION_TOKEN="testing",
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+    )
+    return environment
+
+
+def _run(command: list, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True, env=_offline_environment(), timeout=120, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def packages(tmp_path_factory):
+    """stage -> {"cloudformation": dir, "terraform": dir}, each packaged once for the whole module."""
+    chalice = _tool("chalice")
+    built = {}
+    for stage in STAGES:
+        built[stage] = {}
+        for pkg_format in FORMATS:
+            out = tmp_path_factory.mktemp(f"{stage}-{pkg_format}")
+            started = time.perf_counter()
+            result = _run(
+                [chalice, "package", "--pkg-format", pkg_format, "--stage", stage, str(out)], cwd=PROJECT_DIR
+            )
+            assert result.returncode == 0, f"chalice package {pkg_format} {stage} failed:\n{result.stderr}"
+            print(f"chalice package --pkg-format {pkg_format} --stage {stage}: {time.perf_counter() - started:.1f} s")
+            built[stage][pkg_format] = out
+    return built
+
+
+def _sam(packages, stage) -> dict:
+    return json.loads((packages[stage]["cloudformation"] / "sam.json").read_text())
+
+
+def _terraform(packages, stage) -> dict:
+    return json.loads((packages[stage]["terraform"] / "chalice.tf.json").read_text())
+
+
+def _sam_swagger(template: dict) -> dict:
+    [api] = [r for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Api"]
+    return api["Properties"]["DefinitionBody"]
+
+
+def _terraform_swagger(template: dict) -> dict:
+    # Terraform interpolations such as ${aws_lambda_function.api_handler.invoke_arn} sit
+    # inside JSON strings, so the body still parses as JSON.
+    return json.loads(template["locals"]["chalice_api_swagger"])
+
+
+def _methods(swagger: dict) -> dict:
+    """(path, METHOD) -> the operation's security requirements (None when it has none)."""
+    return {
+        (path, method.upper()): operation.get("security")
+        for path, operations in swagger["paths"].items()
+        for method, operation in operations.items()
+        if not method.startswith("x-")
+    }
+
+
+def _app_methods() -> set:
+    return {(path, method) for path, entries in app.routes.items() for method in entries}
+
+
+def _assert_sigv4_on_every_private_method(swagger: dict) -> None:
+    scheme = swagger["securityDefinitions"]["sigv4"]
+    assert scheme["x-amazon-apigateway-authtype"] == "awsSigv4"
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "Authorization")
+    methods = _methods(swagger)
+    unsigned = sorted(
+        key for key, security in methods.items() if security != [{"sigv4": []}]
+        and key not in PUBLIC_METHODS and key[1] != "OPTIONS"
+    )
+    assert unsigned == []
+    assert methods[("/health", "GET")] is None
+    assert all(security is None for (_, method), security in methods.items() if method == "OPTIONS")
+
+
+def test_sigv4_check_rejects_an_unsigned_method():
+    # Given an API definition where one private route lost its authorizer
+    swagger = {
+        "securityDefinitions": {
+            "sigv4": {"type": "apiKey", "in": "header", "name": "Authorization", "x-amazon-apigateway-authtype": "awsSigv4"}
+        },
+        "paths": {
+            "/health": {"get": {}},
+            "/executions": {"get": {"security": [{"sigv4": []}]}, "post": {}, "options": {}},
+        },
+    }
+    # Then the check names it
+    with pytest.raises(AssertionError, match="/executions', 'POST'"):
+        _assert_sigv4_on_every_private_method(swagger)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_sam_template_passes_cfn_lint(packages, stage):
+    # Given the SAM template of the stage
+    template = packages[stage]["cloudformation"] / "sam.json"
+    # When cfn-lint (which expands the Serverless transform offline) checks it
+    started = time.perf_counter()
+    result = _run([_tool("cfn-lint"), "--format", "parseable", str(template)])
+    print(f"cfn-lint {stage}: {time.perf_counter() - started:.1f} s")
+    # Then it reports nothing, not even warnings
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_sam_api_requires_sigv4_on_every_method_but_health_and_preflights(packages, stage):
+    _assert_sigv4_on_every_private_method(_sam_swagger(_sam(packages, stage)))
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_terraform_api_requires_sigv4_on_every_method_but_health_and_preflights(packages, stage):
+    _assert_sigv4_on_every_private_method(_terraform_swagger(_terraform(packages, stage)))
+
+
+@pytest.mark.parametrize("pkg_format", FORMATS)
+def test_packaged_api_has_exactly_the_apps_routes(packages, pkg_format):
+    template = _sam(packages, "prod") if pkg_format == "cloudformation" else _terraform(packages, "prod")
+    swagger = _sam_swagger(template) if pkg_format == "cloudformation" else _terraform_swagger(template)
+    assert set(_methods(swagger)) == _app_methods()
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_sam_lambda_role_policy_is_the_stages_generated_policy(packages, stage):
+    # Given the role the API handler runs as
+    resources = _sam(packages, stage)["Resources"]
+    [function] = [r for r in resources.values() if r["Type"] == "AWS::Serverless::Function"]
+    role_name = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    # Then its only inline policy is exactly the least-privilege policy of the stage
+    [inline] = resources[role_name]["Properties"]["Policies"]
+    assert inline["PolicyDocument"] == policy.policy_for_stage(policy.load_config(), stage)
+    assert "ManagedPolicyArns" not in resources[role_name]["Properties"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_terraform_lambda_role_policy_is_the_stages_generated_policy(packages, stage):
+    resources = _terraform(packages, stage)["resource"]
+    [function] = resources["aws_lambda_function"].values()
+    role_name = function["role"].removeprefix("${aws_iam_role.").removesuffix(".arn}")
+    attached = [p for p in resources["aws_iam_role_policy"].values() if p["role"] == f"${{aws_iam_role.{role_name}.id}}"]
+    assert [json.loads(p["policy"]) for p in attached] == [policy.policy_for_stage(policy.load_config(), stage)]
+    assert "aws_iam_role_policy_attachment" not in resources
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_deployment_zip_is_small_and_bundles_no_sdk_or_dev_code(packages, stage):
+    bundle = packages[stage]["cloudformation"] / "deployment.zip"
+    size = bundle.stat().st_size
+    print(f"deployment.zip ({stage}): {size} bytes ({size / 1024:.1f} KiB)")
+    names = zipfile.ZipFile(bundle).namelist()
+    assert [name for name in names if name.startswith(FORBIDDEN_IN_BUNDLE)] == []
+    assert {"app.py", "chalicelib/__init__.py"} <= set(names)
+    assert size <= MAX_BUNDLE_BYTES
