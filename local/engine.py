@@ -149,6 +149,10 @@ class _StateMachineTypeNotSupported(AWSError):
     TYPE = "StateMachineTypeNotSupported"
 
 
+class _UnknownOperation(AWSError):
+    TYPE = "UnknownOperationException"
+
+
 _patched = False
 
 
@@ -162,7 +166,21 @@ def _apply_moto_patches() -> None:
     _patch_send_task_failure_cause()
     _patch_start_execution_name()
     _patch_heartbeat_race()
+    _patch_redrive_not_implemented()
     _patched = True
+
+
+def _patch_redrive_not_implemented() -> None:
+    # moto 5.2.5 has no RedriveExecution: its dispatcher raises NotImplementedError, which
+    # reaches clients as an HTML 500 that botocore retries. Answer with a clear error code
+    # instead, which the gateway maps to 501.
+    if hasattr(StepFunctionResponse, "redrive_execution"):
+        return
+
+    def redrive_execution(self):
+        raise _UnknownOperation("The local engine (moto 5.2.5) does not implement RedriveExecution.")
+
+    StepFunctionResponse.redrive_execution = redrive_execution
 
 
 def _executes(response: StepFunctionResponse) -> bool:

@@ -261,6 +261,15 @@ def test_approval_answered_through_task_failure(stack):
     assert (described["status"], described["error"], described["cause"]) == ("FAILED", "Rejected", "too much")
 
 
+def test_redrive_on_the_local_engine_answers_501_because_moto_lacks_it(stack):
+    # moto 5.2.5 has no RedriveExecution; against AWS this route calls it for real.
+    arn = start(stack, "hello", {"fail": True})
+    wait_until_ended(stack, arn)
+    response = signed("POST", f"{stack.url}/executions/{quote(arn, safe='')}/redrive")
+    assert response.status_code == 501
+    assert response.json()["Code"] == "NotImplementedByBackend"
+
+
 def test_unknown_task_token_is_a_client_error(stack):
     response = signed("POST", f"{stack.url}/tasks/success", {"taskToken": "x" * 2000, "output": {}})
     assert response.status_code in (400, 404)

@@ -511,10 +511,12 @@ def test_list_executions_pages_by_100_newest_first(sfn):
     assert small["nextToken"]
 
 
-def test_redrive_execution_is_not_implemented_in_moto(sfn, hello_execution):
+def test_redrive_execution_is_not_implemented_and_says_so_with_an_error_code(sfn, hello_execution):
     with pytest.raises(ClientError) as excinfo:
         sfn.redrive_execution(executionArn=hello_execution)
-    assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert excinfo.value.response["Error"]["Code"] == "UnknownOperationException"
+    assert "RedriveExecution" in excinfo.value.response["Error"]["Message"]
+    assert excinfo.value.response["ResponseMetadata"]["RetryAttempts"] == 0
 
 
 # --- lifecycle -----------------------------------------------------------------------------------
