@@ -33,15 +33,15 @@ def gateway(client, clock):
     return StepFunctionsGateway(client, registry, clock=clock.time, sleep=clock.sleep)
 
 
-def test_wait_backs_off_from_100_ms_to_500_ms_and_stops_at_the_deadline():
+def test_wait_backs_off_from_100_ms_to_300_ms_and_stops_at_the_deadline():
     clock, client = FakeClock(), RunningForever()
     ended, described = gateway(client, clock).wait_for_execution(execution_arn(), 5)
     assert ended is False
     assert described["status"] == "RUNNING"
-    assert clock.sleeps[:6] == [0.1, 0.15, 0.225, 0.3375, 0.5, 0.5]
+    assert clock.sleeps[:6] == [0.1, 0.15, 0.225, 0.3, 0.3, 0.3]
     assert abs(sum(clock.sleeps) - 5) < 1e-9
-    # 5 s of waiting costs about 13 DescribeExecution calls, i.e. at most ~2.6 calls/s.
-    assert client.describes == len(clock.sleeps) + 1 == 14
+    # 5 s of waiting costs 20 DescribeExecution calls, i.e. at most ~4 calls/s.
+    assert client.describes == len(clock.sleeps) + 1 == 20
 
 
 def test_wait_zero_describes_exactly_once():
