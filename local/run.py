@@ -24,7 +24,11 @@ def _stage_config(app, engine_url: str, state_machines: dict):
 
     on_disk = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text())
     variables = on_disk["stages"]["local"].setdefault("environment_variables", {})
-    variables["STATE_MACHINES"] = json.dumps(state_machines)
+    # The engine decides the ARNs; per-machine options (passCallerContext) come from the stage.
+    configured = json.loads(variables.get("STATE_MACHINES") or "{}")
+    variables["STATE_MACHINES"] = json.dumps(
+        {name: {**configured.get(name, {}), **machine} for name, machine in state_machines.items()}
+    )
     variables["SFN_ENDPOINT_URL"] = engine_url
     # Config.create() would treat the stage's variables as plain settings and drop them.
     return Config(

@@ -42,6 +42,8 @@ class _SigV4Authorizer(LocalGatewayAuthorizer):
 
     def authorize(self, raw_path: str, lambda_event: Dict[str, Any],
                   lambda_context: LambdaContext) -> Tuple[Dict[str, Any], LambdaContext]:
+        # API Gateway puts a request id in every event; chalice local leaves it out.
+        lambda_event["requestContext"].setdefault("requestId", lambda_context.aws_request_id)
         route = self._route_for_event(lambda_event)
         if route is None or not isinstance(route.authorizer, IAMAuthorizer):
             return super().authorize(raw_path, lambda_event, lambda_context)

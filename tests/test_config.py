@@ -103,3 +103,30 @@ def test_client_factory_keeps_host_prefix_for_aws_endpoints(monkeypatch, aws_cre
     client = factory.get_sfn_client()
     assert client.meta.endpoint_url == "https://states.us-east-1.amazonaws.com"
     assert client.meta.config.inject_host_prefix is True
+
+
+def test_task_routes_cors_and_sync_timeout_have_safe_defaults():
+    config = config_from_environ(environ())
+    assert (config.task_routes, config.cors_allow_origin, config.sync_read_timeout) == (True, None, 25.0)
+
+
+def test_task_routes_off_and_cors_origin_are_read():
+    config = config_from_environ(environ(TASK_ROUTES="OFF", CORS_ALLOW_ORIGIN="https://app.example.com"))
+    assert (config.task_routes, config.cors_allow_origin) == (False, "https://app.example.com")
+
+
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [({"TASK_ROUTES": "maybe"}, "on or off"), ({"SFN_SYNC_READ_TIMEOUT": "28"}, "SFN_SYNC_READ_TIMEOUT must stay under")],
+)
+def test_bad_switches_and_sync_timeout_fail_fast(overrides, fragment):
+    with pytest.raises(GatewayMisconfigured) as raised:
+        config_from_environ(environ(**overrides))
+    assert fragment in str(raised.value)
+
+
+def test_sync_client_never_retries_and_waits_longer(monkeypatch, aws_credentials):
+    monkeypatch.setenv("STATE_MACHINES", json.dumps(TEST_STATE_MACHINES))
+    client = factory.get_sync_sfn_client()
+    assert client.meta.config.read_timeout == 25.0
+    assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 1}

@@ -16,6 +16,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from requests_aws4auth import AWS4Auth
 
+from tests.openapi_schemas import validate_response
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 ACCESS_KEY, SECRET_KEY, REGION = "e2e-key", "e2e-secret", "us-east-1"
 
@@ -219,7 +221,13 @@ def test_echo_express_runs_synchronously(stack):
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "SUCCEEDED"
-    assert body["output"]["echo"] == {"n": 3}
+    # The local stage turns caller context on for echo-express: the workflow sees who signed.
+    assert body["output"]["echo"]["input"] == {"n": 3}
+    caller = body["output"]["echo"]["caller"]
+    assert caller["userArn"].startswith("arn:aws:iam::123456789012:")
+    assert caller["accountId"] == "123456789012"
+    assert caller["sourceIp"] == "127.0.0.1"
+    assert caller["requestId"]
 
 
 def test_sync_run_of_standard_machine_is_rejected(stack):
@@ -291,3 +299,33 @@ def test_sigterm_stops_the_stack_within_seconds_while_an_approval_waits():
             stack.process.kill()
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{stack.url}/health", timeout=2)
+
+
+# --- real responses against openapi.yaml ---------------------------------------------------------
+
+
+def test_real_responses_match_the_openapi_schemas(stack):
+    arn = start(stack, "hello", {"name": "Schema"})
+    encoded = quote(arn, safe="")
+    calls = [
+        ("GET", "/state-machines", "/state-machines", None),
+        ("GET", "/state-machines/hello", "/state-machines/{name}", None),
+        ("GET", "/state-machines/nope", "/state-machines/{name}", None),
+        ("POST", "/executions", "/executions", {"stateMachine": "hello", "input": {"name": "S"}}),
+        ("POST", "/executions?wait=10", "/executions", {"stateMachine": "hello", "input": {"name": "S"}}),
+        ("POST", "/executions?wait=0", "/executions", {"stateMachine": "slow", "input": {"seconds": 3}}),
+        ("POST", "/executions", "/executions", {"stateMachine": "hello", "name": "bad name"}),
+        ("GET", "/executions?stateMachine=hello&limit=5", "/executions", None),
+        ("GET", "/executions?stateMachine=hello&limit=0", "/executions", None),
+        ("GET", f"/executions/{encoded}?wait=10", "/executions/{executionArn}", None),
+        ("GET", "/executions/not-an-arn", "/executions/{executionArn}", None),
+        ("GET", f"/executions/{encoded}/history?limit=3", "/executions/{executionArn}/history", None),
+        ("POST", f"/executions/{encoded}/stop", "/executions/{executionArn}/stop", {}),
+        ("POST", "/sync-executions", "/sync-executions", {"stateMachine": "echo-express", "input": [1, 2]}),
+        ("POST", "/sync-executions", "/sync-executions", {"stateMachine": "hello"}),
+        ("POST", "/tasks/heartbeat", "/tasks/heartbeat", {"taskToken": "unknown-token"}),
+    ]
+    for method, path, template, body in calls:
+        response = signed(method, stack.url + path, body)
+        assert response.status_code < 500, (path, response.text)
+        validate_response(method, template, response.status_code, response.json(), response.headers)
