@@ -25,6 +25,19 @@ def execution_arn(state_machine: str = "orders", name: str = "run-1") -> str:
     return f"arn:aws:states:us-east-1:{ACCOUNT}:execution:{state_machine}:{name}"
 
 
+def post_json(client, path, body, headers=None):
+    """POST a JSON body (or raw text/bytes) through a chalice test client."""
+    raw = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    return client.http.post(path, body=raw, headers={"Content-Type": "application/json", **(headers or {})})
+
+
+def assert_error(response, status, code):
+    """The response is the gateway's error shape with this status and code."""
+    assert response.status_code == status, response.body
+    assert response.json_body["Code"] == code
+    assert response.json_body["Message"]
+
+
 @pytest.fixture(autouse=True)
 def fresh_caches():
     """Configuration and clients are cached per process; every test starts clean."""

@@ -4,10 +4,8 @@ import threading
 
 import pytest
 
+from tests.conftest import assert_error
 
-def assert_error(response, status, code):
-    assert response.status_code == status, response.body
-    assert response.json_body["Code"] == code
 
 
 @pytest.fixture

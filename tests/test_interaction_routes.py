@@ -5,20 +5,12 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.conftest import ORDERS_ARN, QUICK_ARN, TEST_STATE_MACHINES, execution_arn
+from tests.conftest import ORDERS_ARN, QUICK_ARN, TEST_STATE_MACHINES, assert_error, execution_arn, post_json
 
 STARTED = datetime.datetime(2026, 11, 25, 12, 0, 0, tzinfo=datetime.timezone.utc)
 STOPPED = STARTED + datetime.timedelta(seconds=1)
 IDENTITY_CONTEXT = {"userArn": "arn:aws:iam::123456789012:user/ada", "accountId": "123456789012"}
 
-
-def post_json(client, path, body, headers=None):
-    return client.http.post(path, body=json.dumps(body), headers={"Content-Type": "application/json", **(headers or {})})
-
-
-def assert_error(response, status, code):
-    assert response.status_code == status, response.body
-    assert response.json_body["Code"] == code
 
 
 def description(arn, status, output=None):

@@ -7,21 +7,11 @@ import pytest
 from chalice.app import IAMAuthorizer
 
 from app import app
-from tests.conftest import ORDERS_ARN, OTHER_ARN, execution_arn
+from tests.conftest import ORDERS_ARN, OTHER_ARN, assert_error, execution_arn, post_json
 
 STARTED = datetime.datetime(2026, 11, 25, 12, 0, 0, tzinfo=datetime.timezone.utc)
 STOPPED = STARTED + datetime.timedelta(seconds=3)
 
-
-def post_json(client, path, body, headers=None):
-    raw = body if isinstance(body, (bytes, str)) else json.dumps(body)
-    return client.http.post(path, body=raw, headers={"Content-Type": "application/json", **(headers or {})})
-
-
-def assert_error(response, status, code):
-    assert response.status_code == status, response.body
-    assert response.json_body["Code"] == code
-    assert response.json_body["Message"]
 
 
 # --- authorisation table ------------------------------------------------------------
