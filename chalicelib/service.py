@@ -95,6 +95,8 @@ class StepFunctionsGateway:
                 input=self._payload(machine, execution_input, caller),
             )
         except ExecutionAlreadyExists:
+            if not machine.pass_caller_context:
+                raise
             started = self._replay_with_caller_context(machine, name, execution_input, caller)
         return {
             "executionArn": started["executionArn"],
@@ -107,8 +109,6 @@ class StepFunctionsGateway:
         # With caller context the input holds the request id, so a retry's input differs
         # from the first try's; treat it as the same start, as Step Functions does for a
         # running execution with identical input, when the client's input and caller match.
-        if not machine.pass_caller_context:
-            raise ExecutionAlreadyExists(f"An execution named {name!r} already exists with other input, or has ended.")
         execution_arn = machine.arn.replace(":stateMachine:", ":execution:", 1) + ":" + name
         existing = to_json_ready(self._call("describe_execution", executionArn=execution_arn))
         previous = existing.get("input") if isinstance(existing.get("input"), dict) else {}
