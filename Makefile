@@ -32,3 +32,8 @@ policy: $(STAMP)
 package-check: $(STAMP)
 	$(VENV)/bin/python -m tools.policy --all --check
 	$(VENV)/bin/python -m pytest tests/test_policy.py tests/test_package.py tests/test_openapi.py
+
+# All benchmarks (bench/*.py, each in its own process) and one table of results; takes several minutes.
+.PHONY: bench
+bench: $(STAMP)
+	$(VENV)/bin/python -m bench.run_all
