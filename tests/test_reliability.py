@@ -343,7 +343,7 @@ def engine_executions(engine, state_machine_arn: str) -> list:
 
 
 def run_load(url: str, requests_total: int, clients: int, time_limit: float) -> list:
-    """Signed POST /executions of hello from `clients` keep-alive sessions; [(status, body)]."""
+    """Signed POST /executions of hello from `clients` keep-alive sessions; [(status, body, seconds)]."""
     deadline = time.monotonic() + time_limit
     counter = iter(range(requests_total))
     counter_lock = threading.Lock()
@@ -357,8 +357,9 @@ def run_load(url: str, requests_total: int, clients: int, time_limit: float) -> 
                 number = next(counter, None)
             if number is None:
                 break
+            began = time.perf_counter()
             response = signed_raw("POST", f"{url}/executions", start_body({"name": f"load-{number}"}), session=session)
-            mine.append((response.status_code, response.json()))
+            mine.append((response.status_code, response.json(), time.perf_counter() - began))
         session.close()
         return mine
 
@@ -374,8 +375,8 @@ def test_load_of_concurrent_starts_creates_exactly_one_execution_per_201(stack):
     began = time.monotonic()
     results = run_load(stack.url, LOAD_REQUESTS, LOAD_CLIENTS, LOAD_TIME_LIMIT)
     elapsed = time.monotonic() - began
-    statuses = [status for status, _ in results]
-    created = [body["executionArn"] for status, body in results if status == 201]
+    statuses = [status for status, _, _ in results]
+    created = [body["executionArn"] for status, body, _ in results if status == 201]
     print(f"load: {len(results)} requests, {len(created)} x 201 in {elapsed:.1f} s ({len(results) / elapsed:.0f}/s)")
     assert not [status for status in statuses if status >= 500], {s: statuses.count(s) for s in set(statuses)}
     assert len(created) == len(results) == LOAD_REQUESTS, {s: statuses.count(s) for s in set(statuses)}
