@@ -13,7 +13,8 @@ import time
 
 import requests
 
-from tests.test_reliability import HELLO_ARN, DrainedStack, signed_raw
+from tests.test_end_to_end import Stack
+from tests.test_reliability import HELLO_ARN, signed_raw
 
 SMALL, LARGE = 100, 10_000
 CREATORS = 8
@@ -57,7 +58,7 @@ def _median_ms(url: str, session, calls: int) -> float:
 
 
 def main() -> None:
-    small, large = DrainedStack(), DrainedStack()
+    small, large = Stack(), Stack()
     try:
         created_small, _ = create_executions(small, SMALL, CREATE_TIME_LIMIT)
         created_large, seconds = create_executions(large, LARGE, CREATE_TIME_LIMIT)

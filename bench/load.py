@@ -6,7 +6,8 @@ Prints throughput and latency, and checks every 201 against the engine's own exe
 import collections
 import time
 
-from tests.test_reliability import HELLO_ARN, DrainedStack, engine_executions, run_load
+from tests.test_end_to_end import Stack
+from tests.test_reliability import HELLO_ARN, engine_executions, run_load
 
 REQUESTS = 5000
 CLIENTS = 16
@@ -14,7 +15,7 @@ TIME_LIMIT = 300
 
 
 def main() -> None:
-    stack = DrainedStack()
+    stack = Stack()
     try:
         engine = stack.engine_client()
         before = {e["executionArn"] for e in engine_executions(engine, HELLO_ARN)}

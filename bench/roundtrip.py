@@ -9,7 +9,8 @@ import time
 
 import requests
 
-from tests.test_reliability import HELLO_ARN, DrainedStack, signed_raw
+from tests.test_end_to_end import Stack
+from tests.test_reliability import HELLO_ARN, signed_raw
 
 RUNS = 7
 CALLS = 100
@@ -25,7 +26,7 @@ def _median_ms(call, calls: int) -> float:
 
 
 def main() -> None:
-    stack = DrainedStack()
+    stack = Stack()
     try:
         engine = stack.engine_client()
         session = requests.Session()

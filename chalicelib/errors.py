@@ -1,12 +1,8 @@
 """Domain errors, and the one table that maps them (and Step Functions' errors) to HTTP."""
 import logging
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionError as BotoConnectionError,
-    ReadTimeoutError,
-)
+from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from chalice import ChaliceUnhandledError, Response
 
 LOG = logging.getLogger("sfn_gateway")
@@ -173,8 +169,9 @@ def translate_backend_error(err: Exception) -> GatewayError:
     if isinstance(err, BotoConnectionError):
         return BackendUnavailable("Step Functions could not be reached; retry later.")
     if isinstance(err, BotoCoreError):
+        # botocore's text names the endpoint URL: log it, do not show it to callers.
         LOG.error("Unexpected botocore error: %s", err)
-        return BackendError(f"The call to Step Functions failed: {err}")
+        return BackendError(f"The call to Step Functions failed ({type(err).__name__}); retry later.")
     raise err
 
 

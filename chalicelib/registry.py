@@ -3,11 +3,12 @@ import re
 from dataclasses import dataclass
 
 from chalicelib.errors import InvalidArn, StateMachineNotFound
+from chalicelib.validation import NAME_PATTERN
 
 # arn:<partition>:states:<region>:<account>:execution:<state machine>:<execution name>
 _EXECUTION_ARN = re.compile(
     r"^arn:(?P<partition>aws[a-z-]*):states:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"
-    r"execution:(?P<state_machine>[^:\s]{1,80}):(?P<name>[^:\s]{1,80})$"
+    f"execution:(?P<state_machine>{NAME_PATTERN}):(?P<name>{NAME_PATTERN})$"
 )
 
 

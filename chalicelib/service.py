@@ -14,7 +14,6 @@ from chalicelib.registry import StateMachine, StateMachineRegistry
 from chalicelib.serialization import to_json_ready
 from chalicelib.validation import serialize_payload
 
-
 # ?wait= polling: DescribeExecution refills at 15 calls/s per account, so start
 # fast for short workflows and back off to about 3 calls/s per waiting request (the
 # 300 ms cap keeps the median delivery delay under 250 ms; see bench/wait_delay.py).

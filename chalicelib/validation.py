@@ -11,7 +11,12 @@ from chalicelib.errors import InputTooLarge, InvalidName, ValidationError
 MAX_PAYLOAD_BYTES = 262_144
 EXECUTION_STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
 # Step Functions' name rules: 1-80 characters, none of these, no whitespace or control characters.
-_NAME_FORBIDDEN = re.compile(r'[\s<>{}\[\]?*"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]')
+_NAME_FORBIDDEN_CHARACTERS = r'\s<>{}\[\]?*"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f'
+_NAME_FORBIDDEN = re.compile(f"[{_NAME_FORBIDDEN_CHARACTERS}]")
+NAME_PATTERN = f"[^{_NAME_FORBIDDEN_CHARACTERS}]{{1,80}}"
+# A JSON body may spell a 256 KiB payload in up to ~3x the bytes (\u escapes, indentation);
+# anything larger cannot fit and is refused before it is parsed.
+MAX_BODY_BYTES = 4 * MAX_PAYLOAD_BYTES
 _NAME_MAX_LENGTH = 80
 
 
@@ -143,6 +148,11 @@ def parse_body(raw: bytes | None, rules: dict) -> dict:
     """Parse a JSON object body strictly and validate it; an empty body is {}."""
     if not raw:
         return validate({}, rules, "body")
+    if len(raw) > MAX_BODY_BYTES:
+        raise InputTooLarge(
+            f"The request body is {len(raw)} bytes; the gateway accepts at most {MAX_BODY_BYTES} "
+            f"(Step Functions payloads are at most {MAX_PAYLOAD_BYTES} bytes)."
+        )
     try:
         text = raw.decode("utf-8")
         document = json.loads(

@@ -7,7 +7,6 @@ import pytest
 from tests.conftest import assert_error
 
 
-
 @pytest.fixture
 def closed_port():
     """A loopback port with nothing listening on it."""

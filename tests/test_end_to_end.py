@@ -5,14 +5,17 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.parse import quote
 
+import boto3
 import pytest
 import requests
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
+from botocore.config import Config
 from botocore.credentials import Credentials
 from requests_aws4auth import AWS4Auth
 
@@ -42,11 +45,27 @@ class Stack:
             if not line:
                 break
             seen.append(line)
-            match = re.search(r"running at (http://127\.0\.0\.1:\d+)", line)
+            match = re.search(r"running at (http://127\.0\.0\.1:\d+).*engine: (http://127\.0\.0\.1:\d+)", line)
             if match:
+                self.engine_url = match.group(2)
+                # The access log goes to stdout; an unread pipe fills after a few hundred
+                # requests and then blocks the server.
+                threading.Thread(target=self._drain, daemon=True).start()
                 return match.group(1)
         self.process.kill()
         raise RuntimeError("local stack did not start:\n" + "".join(seen))
+
+    def _drain(self):
+        for _ in self.process.stdout:
+            pass
+
+    def engine_client(self):
+        """A boto3 client talking straight to the stack's engine, bypassing the gateway."""
+        return boto3.client(
+            "stepfunctions", endpoint_url=self.engine_url, region_name=REGION,
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+            config=Config(inject_host_prefix=False, retries={"mode": "standard", "total_max_attempts": 3}),
+        )
 
     def stop(self, timeout=10):
         self.process.send_signal(signal.SIGTERM)

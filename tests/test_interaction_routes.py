@@ -5,7 +5,14 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.conftest import ORDERS_ARN, QUICK_ARN, TEST_STATE_MACHINES, assert_error, execution_arn, post_json
+from tests.conftest import (
+    ORDERS_ARN,
+    QUICK_ARN,
+    TEST_STATE_MACHINES,
+    assert_error,
+    execution_arn,
+    post_json,
+)
 
 STARTED = datetime.datetime(2026, 11, 25, 12, 0, 0, tzinfo=datetime.timezone.utc)
 STOPPED = STARTED + datetime.timedelta(seconds=1)

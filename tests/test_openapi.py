@@ -7,7 +7,12 @@ from openapi_spec_validator import validate as validate_openapi
 
 from app import app
 from chalicelib import errors, validation
-from tests.openapi_schemas import load_document, response_schema, to_json_schema, validate_response
+from tests.openapi_schemas import (
+    load_document,
+    response_schema,
+    to_json_schema,
+    validate_response,
+)
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 PUBLIC_OPERATIONS = {("/health", "GET")}

@@ -182,6 +182,12 @@ def test_start_execution_rejects_bad_requests_without_calling_step_functions(cli
     assert_error(post_json(client, "/executions", body), status, code)
 
 
+def test_start_execution_with_body_over_1_mib_returns_413_before_parsing(client, stub):
+    response = post_json(client, "/executions", '{"stateMachine": "orders", "input": "' + "x" * 1_048_577 + '"}')
+    assert_error(response, 413, "InputTooLarge")
+    assert "1048576" in response.json_body["Message"]
+
+
 @pytest.mark.parametrize(
     "name",
     ["", "a" * 81, "has space", "colon:name", "slash/name", "tab\tname", "nul\x00name", "del\x7fname", "brace{", "pct%41", "c1\x85ctl"],
@@ -351,7 +357,9 @@ def test_describe_execution_returns_input_and_output_as_json(client, stub, encod
 @pytest.mark.parametrize(
     "path_arn",
     ["not-an-arn", "arn:aws:states:us-east-1:123456789012:stateMachine:orders",
-     "arn:aws:states:us-east-1:12345:execution:orders:x", "..%2F..%2Fetc%2Fpasswd"],
+     "arn:aws:states:us-east-1:12345:execution:orders:x", "..%2F..%2Fetc%2Fpasswd",
+     quote(execution_arn(name="a/../b"), safe=""), quote(execution_arn(name="nul\x00"), safe=""),
+     execution_arn(name="sp%20ace")],
 )
 def test_describe_execution_with_malformed_arn_returns_400_invalid_arn(client, stub, path_arn):
     assert_error(client.http.get("/executions/" + path_arn), 400, "InvalidArn")

@@ -1,7 +1,7 @@
 """StepFunctionsGateway directly: the ?wait= polling schedule, with a fake clock."""
 from chalicelib.config import parse_state_machines
-from tests.conftest import ORDERS_ARN, execution_arn
 from chalicelib.service import StepFunctionsGateway
+from tests.conftest import ORDERS_ARN, execution_arn
 
 
 class FakeClock:
