@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from chalicelib.config import parse_state_machines
+from chalicelib.config import config_from_environ
 from chalicelib.errors import GatewayMisconfigured
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -44,18 +44,15 @@ def execution_resource(state_machine_arn: str) -> str:
     return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":*"
 
 
-def task_routes_enabled(environ) -> bool:
-    """Whether the stage serves /tasks/* (TASK_ROUTES is anything but "off")."""
-    return str(environ.get("TASK_ROUTES", "")).strip().lower() != "off"
-
-
 def _statement(sid: str, actions, resources) -> dict:
     return {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": sorted(resources)}
 
 
 def policy_for_environment(environ) -> dict:
     """The least-privilege policy for a stage with these environment variables."""
-    machines = list(parse_state_machines(environ.get("STATE_MACHINES")))
+    # The gateway's own parser, so a stage the gateway would refuse gets no policy either.
+    config = config_from_environ(environ)
+    machines = list(config.registry)
     arns = [machine.arn for machine in machines]
     statements = [
         _statement("StateMachines", STATE_MACHINE_ACTIONS, arns),
@@ -65,7 +62,7 @@ def policy_for_environment(environ) -> dict:
     express_arns = [machine.arn for machine in machines if machine.is_express]
     if express_arns:
         statements.append(_statement("ExpressStateMachines", EXPRESS_ACTIONS, express_arns))
-    if task_routes_enabled(environ):
+    if config.task_routes:
         statements.append(_statement(TASK_TOKEN_SID, TASK_TOKEN_ACTIONS, ["*"]))
     return {"Version": "2012-10-17", "Statement": sorted(statements, key=lambda s: s["Sid"])}
 
