@@ -43,7 +43,7 @@ def to_json_schema(node):
     return schema
 
 
-def _resolve(node: dict) -> dict:
+def resolve(node: dict) -> dict:
     """Follow a local $ref ("#/components/...") in the document."""
     while "$ref" in node:
         target = load_document()
@@ -64,7 +64,7 @@ def response_spec(method: str, path_template: str, status: int) -> dict:
         f"{method.upper()} {path_template} does not document status {status}; "
         f"documented: {sorted(operation['responses'])}"
     )
-    return _resolve(response)
+    return resolve(response)
 
 
 def response_schema(method: str, path_template: str, status: int) -> dict:

@@ -9,6 +9,7 @@ from app import app
 from chalicelib import errors, validation
 from tests.openapi_schemas import (
     load_document,
+    resolve,
     response_schema,
     to_json_schema,
     validate_response,
@@ -52,18 +53,9 @@ def _operations():
                 yield path, method.upper(), operation
 
 
-def _resolve(node: dict) -> dict:
-    while "$ref" in node:
-        target = load_document()
-        for part in node["$ref"].removeprefix("#/").split("/"):
-            target = target[part]
-        node = target
-    return node
-
-
 def _error_codes(response: dict) -> set | None:
     """The Code enum of an error response, or None when it is not the Error schema."""
-    schema = _resolve(response)["content"]["application/json"]["schema"]
+    schema = resolve(response)["content"]["application/json"]["schema"]
     if schema == {"$ref": "#/components/schemas/Error"}:
         return set()
     parts = schema.get("allOf", [])
@@ -73,7 +65,7 @@ def _error_codes(response: dict) -> set | None:
 
 
 def _parameters(operation: dict, location: str) -> dict:
-    params = [_resolve(p) for p in operation.get("parameters", [])]
+    params = [resolve(p) for p in operation.get("parameters", [])]
     return {p["name"]: p for p in params if p["in"] == location}
 
 
@@ -125,7 +117,7 @@ def test_every_signed_operation_documents_api_gateways_403_shape():
     for path, method, operation in _operations():
         if (path, method) in PUBLIC_OPERATIONS:
             continue
-        forbidden = _resolve(operation["responses"]["403"])
+        forbidden = resolve(operation["responses"]["403"])
         assert forbidden["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ApiGatewayError"}
 
 
@@ -152,7 +144,7 @@ def test_retry_after_is_documented_where_the_gateway_sends_it():
     retry_statuses = {status for status, retry_after in errors._HTTP_STATUS.values() if retry_after is not None}
     for path, method, operation in _operations():
         for status, response in operation["responses"].items():
-            has_header = "Retry-After" in _resolve(response).get("headers", {})
+            has_header = "Retry-After" in resolve(response).get("headers", {})
             assert has_header == (int(status) in retry_statuses), (path, method, status)
 
 
@@ -162,7 +154,7 @@ def test_retry_after_is_documented_where_the_gateway_sends_it():
 def test_request_body_and_query_match_the_validation_rules(path, method, operation):
     body_rules, query_rules = REQUEST_RULES[operation["operationId"]]
     if body_rules:
-        schema = _resolve(operation["requestBody"]["content"]["application/json"]["schema"])
+        schema = resolve(operation["requestBody"]["content"]["application/json"]["schema"])
         assert set(schema["properties"]) == set(body_rules)
         assert set(schema.get("required", [])) == {name for name, rule in body_rules.items() if rule.required}
         assert schema["additionalProperties"] is False
