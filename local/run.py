@@ -88,7 +88,7 @@ Ctrl-C stops everything.
 """
 
 
-def _stop_on_sigterm(signum, frame):
+def _stop_on_signal(signum, frame):
     # A process group's SIGTERM can arrive twice (e.g. from a wrapper that forwards
     # it); ignore the rest so shutdown itself is not interrupted.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -103,7 +103,10 @@ def main(argv=None) -> int:
     secret_key = os.environ.get("AWS_SECRET_ACCESS_KEY", "testing")
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stdout)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # SIGINT too: a shell starts background jobs with SIGINT ignored, and Python then
+    # never raises KeyboardInterrupt for it.
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    signal.signal(signal.SIGINT, _stop_on_signal)
     try:
         engine, server = start_stack(args.host, args.port, args.sfn_port, access_key, secret_key, region)
     except OSError as err:

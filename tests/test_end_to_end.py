@@ -67,8 +67,8 @@ class Stack:
             config=Config(inject_host_prefix=False, retries={"mode": "standard", "total_max_attempts": 3}),
         )
 
-    def stop(self, timeout=10):
-        self.process.send_signal(signal.SIGTERM)
+    def stop(self, timeout=10, signum=signal.SIGTERM):
+        self.process.send_signal(signum)
         try:
             return self.process.wait(timeout)
         finally:
@@ -306,12 +306,13 @@ def test_unknown_task_token_is_a_client_error(stack):
 # --- shutdown ----------------------------------------------------------------------------------
 
 
-def test_sigterm_stops_the_stack_within_seconds_while_an_approval_waits():
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+def test_signal_stops_the_stack_within_seconds_while_an_approval_waits(signum):
     stack = Stack()
     try:
         start(stack, "approval", {"waiting": True})
         began = time.monotonic()
-        assert stack.stop(timeout=10) == 0
+        assert stack.stop(timeout=10, signum=signum) == 0
         assert time.monotonic() - began < 5
     finally:
         if stack.process.poll() is None:
