@@ -166,8 +166,22 @@ def _apply_moto_patches() -> None:
     _patch_send_task_failure_cause()
     _patch_start_execution_name()
     _patch_heartbeat_race()
+    _patch_heartbeat_without_heartbeat_seconds()
     _patch_redrive_not_implemented()
     _patched = True
+
+
+def _patch_heartbeat_without_heartbeat_seconds() -> None:
+    # moto's CallbackEndpoint.notify_heartbeat returns False (-> InvalidToken) when the task
+    # has no HeartbeatSeconds; AWS accepts a heartbeat for any task still waiting on its token.
+    original = CallbackEndpoint.notify_heartbeat
+
+    def notify_heartbeat(self):
+        if self._heartbeat_endpoint is None:
+            return self.get_outcome() is None
+        return original(self)
+
+    CallbackEndpoint.notify_heartbeat = notify_heartbeat
 
 
 def _patch_redrive_not_implemented() -> None:

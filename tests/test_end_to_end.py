@@ -273,6 +273,8 @@ def test_slow_with_short_wait_returns_202_then_200(stack):
 def test_approval_answered_through_task_success(stack):
     arn = start(stack, "approval", {"amount": 10})
     token = task_token(stack, arn)
+    heartbeat = signed("POST", f"{stack.url}/tasks/heartbeat", {"taskToken": token})
+    assert (heartbeat.status_code, heartbeat.json()) == (200, {})
     answered = signed("POST", f"{stack.url}/tasks/success", {"taskToken": token, "output": {"approved": True}})
     assert answered.status_code == 200
     described = wait_until_ended(stack, arn)

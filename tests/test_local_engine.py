@@ -491,6 +491,18 @@ def test_heartbeat_task_answered_as_soon_as_the_token_appears_succeeds(sfn):
     ] * 8
 
 
+def test_heartbeat_for_a_waiting_task_without_heartbeat_seconds_is_accepted(sfn, machines):
+    arn = sfn.start_execution(stateMachineArn=machines["approval"]["arn"], input="{}")["executionArn"]
+    token = _task_token(sfn, arn)
+    assert sfn.send_task_heartbeat(taskToken=token)["ResponseMetadata"]["HTTPStatusCode"] == 200
+    sfn.send_task_success(taskToken=token, output='{"after": "heartbeat"}')
+    outcome = _wait_until_done(sfn, arn)
+    assert (outcome["status"], json.loads(outcome["output"])) == ("SUCCEEDED", {"after": "heartbeat"})
+    with pytest.raises(ClientError) as excinfo:
+        sfn.send_task_heartbeat(taskToken=token)
+    assert _error_code(excinfo) == "InvalidToken"
+
+
 # --- not patched: findings that a moto upgrade should revisit -----------------------------------
 
 
