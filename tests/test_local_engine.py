@@ -67,6 +67,18 @@ def _wait_for_event(sfn, execution_arn, event_type):
     raise AssertionError(f"no {event_type} in {execution_arn} after {POLL_SECONDS}s")
 
 
+@pytest.fixture
+def sqs(engine):
+    """An SQS client on the engine, where the approval demo sends its tokens."""
+    return boto3.client(
+        "sqs",
+        endpoint_url=engine.url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
 def _task_token(sfn, execution_arn):
     scheduled = _wait_for_event(sfn, execution_arn, "TaskScheduled")
     parameters = json.loads(scheduled["taskScheduledEventDetails"]["parameters"])
@@ -123,14 +135,7 @@ def test_deploy_twice_keeps_one_machine_each_and_updates_changed_definitions(
     assert json.loads(described["definition"])["States"]["A"]["Result"] == 2
 
 
-def test_deploy_creates_the_approval_queue(engine, machines):
-    sqs = boto3.client(
-        "sqs",
-        endpoint_url=engine.url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+def test_deploy_creates_the_approval_queue(sqs, machines):
     assert sqs.get_queue_url(QueueName=APPROVAL_QUEUE_NAME)["QueueUrl"].endswith(
         "/123456789012/" + APPROVAL_QUEUE_NAME
     )
@@ -178,19 +183,12 @@ def test_slow_without_seconds_waits_five_seconds(sfn, machines):
     sfn.stop_execution(executionArn=arn)
 
 
-def test_approval_sends_token_and_input_to_the_queue_and_history(engine, sfn, machines):
+def test_approval_sends_token_and_input_to_the_queue_and_history(sqs, sfn, machines):
     arn = sfn.start_execution(
         stateMachineArn=machines["approval"]["arn"], input='{"order": 42}'
     )["executionArn"]
     token = _task_token(sfn, arn)
     _wait_for_event(sfn, arn, "TaskSubmitted")
-    sqs = boto3.client(
-        "sqs",
-        endpoint_url=engine.url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
     queue_url = sqs.get_queue_url(QueueName=APPROVAL_QUEUE_NAME)["QueueUrl"]
     bodies = [
         json.loads(message["Body"])
