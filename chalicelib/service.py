@@ -28,6 +28,11 @@ def execution_location(execution_arn: str) -> str:
     return "/executions/" + quote(execution_arn, safe="")
 
 
+def _present(**params) -> dict:
+    # boto3 rejects None for optional parameters: leave out the ones the caller did not give.
+    return {key: value for key, value in params.items() if value is not None}
+
+
 def _require_standard(machine: StateMachine, operation: str) -> None:
     # Step Functions keeps no execution records for Express workflows.
     if machine.is_express:
@@ -150,13 +155,7 @@ class StepFunctionsGateway:
         """ListExecutions of an allow-listed STANDARD state machine, one page."""
         machine = self._registry.resolve(state_machine)
         _require_standard(machine, "ListExecutions")
-        params = {"stateMachineArn": machine.arn}
-        if status:
-            params["statusFilter"] = status
-        if limit:
-            params["maxResults"] = limit
-        if next_token:
-            params["nextToken"] = next_token
+        params = _present(stateMachineArn=machine.arn, statusFilter=status, maxResults=limit, nextToken=next_token)
         page = to_json_ready(self._call("list_executions", **params))
         return {"executions": page.get("executions", []), "nextToken": page.get("nextToken")}
 
@@ -185,23 +184,14 @@ class StepFunctionsGateway:
         """StopExecution with an optional error and cause."""
         execution_arn, machine = self._execution(raw_arn)
         _require_standard(machine, "StopExecution")
-        params = {"executionArn": execution_arn}
-        if error is not None:
-            params["error"] = error
-        if cause is not None:
-            params["cause"] = cause
-        stopped = self._call("stop_execution", **params)
+        stopped = self._call("stop_execution", **_present(executionArn=execution_arn, error=error, cause=cause))
         return {"stopDate": to_json_ready(stopped.get("stopDate"))}
 
     def get_execution_history(self, raw_arn: str, limit=None, next_token=None, reverse=False) -> dict:
         """GetExecutionHistory, one page of events."""
         execution_arn, machine = self._execution(raw_arn)
         _require_standard(machine, "GetExecutionHistory")
-        params = {"executionArn": execution_arn, "reverseOrder": reverse}
-        if limit:
-            params["maxResults"] = limit
-        if next_token:
-            params["nextToken"] = next_token
+        params = _present(executionArn=execution_arn, reverseOrder=reverse, maxResults=limit, nextToken=next_token)
         page = to_json_ready(self._call("get_execution_history", **params))
         return {"events": page.get("events", []), "nextToken": page.get("nextToken")}
 
@@ -209,10 +199,7 @@ class StepFunctionsGateway:
         """RedriveExecution of a failed STANDARD execution, idempotent by client token."""
         execution_arn, machine = self._execution(raw_arn)
         _require_standard(machine, "RedriveExecution")
-        params = {"executionArn": execution_arn}
-        if client_token:
-            params["clientToken"] = client_token
-        redriven = self._call("redrive_execution", **params)
+        redriven = self._call("redrive_execution", **_present(executionArn=execution_arn, clientToken=client_token))
         return {"redriveDate": to_json_ready(redriven.get("redriveDate"))}
 
     def _require_task_routes(self) -> None:
@@ -228,12 +215,7 @@ class StepFunctionsGateway:
     def send_task_failure(self, task_token: str, error: str | None = None, cause: str | None = None) -> dict:
         """SendTaskFailure: fail a waiting task with an error and cause."""
         self._require_task_routes()
-        params = {"taskToken": task_token}
-        if error is not None:
-            params["error"] = error
-        if cause is not None:
-            params["cause"] = cause
-        self._call("send_task_failure", **params)
+        self._call("send_task_failure", **_present(taskToken=task_token, error=error, cause=cause))
         return {}
 
     def send_task_heartbeat(self, task_token: str) -> dict:

@@ -3,8 +3,6 @@
 Every answer must be documented (status code, content type, body and header schemas) and none may be a 5xx.
 """
 import collections
-import json
-import time
 from urllib.parse import quote
 
 import pytest
@@ -23,7 +21,15 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.test_end_to_end import ACCESS_KEY, PROJECT_DIR, REGION, SECRET_KEY, Stack
+from tests.test_end_to_end import (
+    ACCESS_KEY,
+    PROJECT_DIR,
+    REGION,
+    SECRET_KEY,
+    Stack,
+    signed,
+    task_token,
+)
 
 # Per operation, for the fuzzing phase; the examples and coverage phases add their own cases.
 MAX_EXAMPLES_PER_OPERATION = 300
@@ -164,38 +170,22 @@ class _Stack(Stack):
         return f"cannot reach the stack (exit status {self.process.poll()}); its last output:\n{last_lines}"
 
 
-def _signed_json(method, url, body=None):
-    data = None if body is None else json.dumps(body)
-    return requests.request(method, url, data=data, headers={"Content-Type": "application/json"}, auth=AUTH, timeout=30)
-
-
-def _task_token(stack, arn, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        events = _signed_json("GET", f"{stack.url}/executions/{quote(arn, safe='')}/history").json()["events"]
-        for event in events:
-            if event["type"] == "TaskScheduled":
-                return event["taskScheduledEventDetails"]["parameters"]["MessageBody"]["taskToken"]
-        time.sleep(0.1)
-    raise AssertionError(f"no TaskScheduled event in {arn}")
-
-
 @pytest.fixture(scope="module")
 def stack():
     running = _Stack()
     try:
         # Signing must really work, or every fuzzed request would end at 403 and prove nothing.
-        listed = _signed_json("GET", f"{running.url}/state-machines")
+        listed = signed("GET", f"{running.url}/state-machines")
         assert listed.status_code == 200, listed.text
         assert {machine["name"] for machine in listed.json()["stateMachines"]} == set(STATE_MACHINES)
         starts = [(machine, name, execution_input) for (machine, name), execution_input in SEEDED_EXECUTIONS.items()]
         starts += [("approval", name, {}) for names in TOKEN_EXECUTIONS.values() for name in names]
         for machine, name, execution_input in starts:
             body = {"stateMachine": machine, "name": name, "input": execution_input}
-            started = _signed_json("POST", f"{running.url}/executions", body)
+            started = signed("POST", f"{running.url}/executions", body)
             assert started.status_code == 201, started.text
         for route, names in TOKEN_EXECUTIONS.items():
-            TASK_TOKENS[route][:] = [_task_token(running, _execution_arn("approval", name)) for name in names]
+            TASK_TOKENS[route][:] = [task_token(running, _execution_arn("approval", name)) for name in names]
         yield running
     finally:
         running.stop()
