@@ -5,19 +5,13 @@ import os
 import re
 from dataclasses import dataclass
 
+from chalicelib.budget import API_GATEWAY_TIMEOUT_SECONDS
 from chalicelib.errors import GatewayMisconfigured
-from chalicelib.registry import StateMachine, StateMachineRegistry
+from chalicelib.registry import KMS_KEY_ARN, STATE_MACHINE_ARN, StateMachine, StateMachineRegistry
 
-# API Gateway ends every integration after 29 s; the whole Step Functions call,
-# retries included, must finish well before that.
-API_GATEWAY_TIMEOUT_SECONDS = 29
-
-_STATE_MACHINE_ARN = re.compile(
-    r"^arn:(?P<partition>aws[a-z-]*):states:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"
-    r"stateMachine:(?P<name>[^:\s]{1,80})$"
-)
 _STATE_MACHINE_TYPES = ("STANDARD", "EXPRESS")
-_STATE_MACHINE_KEYS = {"arn", "type", "passCallerContext"}
+_STATE_MACHINE_KEYS = {"arn", "type", "passCallerContext", "kmsKeyArn"}
+_METRICS_NAMESPACE = re.compile(r"^[A-Za-z0-9.\-_/#:]{1,255}$")
 
 
 @dataclass(frozen=True)
@@ -32,7 +26,7 @@ class GatewayConfig:
     max_attempts: int
     sync_read_timeout: float
     task_routes: bool
-    cors_allow_origin: str | None
+    metrics_namespace: str | None
 
 
 def _fail(message: str) -> GatewayMisconfigured:
@@ -46,10 +40,11 @@ def _parse_state_machine(name: str, entry: object) -> StateMachine:
     if unknown:
         raise _fail(f'STATE_MACHINES["{name}"] has unknown keys {sorted(unknown)}.')
     arn = entry.get("arn")
-    if not isinstance(arn, str) or not _STATE_MACHINE_ARN.match(arn):
+    if not isinstance(arn, str) or not STATE_MACHINE_ARN.match(arn):
         raise _fail(
             f'STATE_MACHINES["{name}"].arn must be a state machine ARN like '
-            f'"arn:aws:states:us-east-1:123456789012:stateMachine:orders", got {arn!r}.'
+            f'"arn:aws:states:us-east-1:123456789012:stateMachine:orders", optionally with a version '
+            f'(":3") or an alias (":live"), got {arn!r}.'
         )
     sm_type = entry.get("type", "STANDARD")
     if sm_type not in _STATE_MACHINE_TYPES:
@@ -57,7 +52,15 @@ def _parse_state_machine(name: str, entry: object) -> StateMachine:
     pass_caller = entry.get("passCallerContext", False)
     if not isinstance(pass_caller, bool):
         raise _fail(f'STATE_MACHINES["{name}"].passCallerContext must be true or false.')
-    return StateMachine(name=name, arn=arn, type=sm_type, pass_caller_context=pass_caller)
+    kms_key_arn = entry.get("kmsKeyArn")
+    if kms_key_arn is not None and not (isinstance(kms_key_arn, str) and KMS_KEY_ARN.match(kms_key_arn)):
+        raise _fail(
+            f'STATE_MACHINES["{name}"].kmsKeyArn must be a KMS key ARN like '
+            f'"arn:aws:kms:us-east-1:123456789012:key/<key id>", got {kms_key_arn!r}.'
+        )
+    return StateMachine(
+        name=name, arn=arn, type=sm_type, pass_caller_context=pass_caller, kms_key_arn=kms_key_arn
+    )
 
 
 def parse_state_machines(raw: str | None) -> StateMachineRegistry:
@@ -90,11 +93,20 @@ def _number(environ, key: str, default: float, cast=float):
     return value
 
 
-def _switch(environ, key: str) -> bool:
-    raw = (environ.get(key) or "on").lower()
+def _switch(environ, key: str, default: str) -> bool:
+    raw = (environ.get(key) or default).lower()
     if raw not in ("on", "off"):
         raise _fail(f"{key} must be on or off, got {raw!r}.")
     return raw == "on"
+
+
+def _metrics_namespace(environ) -> str | None:
+    if not _switch(environ, "METRICS", "on"):
+        return None
+    namespace = environ.get("METRICS_NAMESPACE") or "sfn-gateway"
+    if not _METRICS_NAMESPACE.match(namespace):
+        raise _fail(f"METRICS_NAMESPACE must be 1-255 of A-Z a-z 0-9 . - _ / # :, got {namespace!r}.")
+    return namespace
 
 
 def config_from_environ(environ) -> GatewayConfig:
@@ -107,8 +119,9 @@ def config_from_environ(environ) -> GatewayConfig:
         read_timeout=_number(environ, "SFN_READ_TIMEOUT", 6.0),
         max_attempts=_number(environ, "SFN_MAX_ATTEMPTS", 3, cast=int),
         sync_read_timeout=_number(environ, "SFN_SYNC_READ_TIMEOUT", 25.0),
-        task_routes=_switch(environ, "TASK_ROUTES"),
-        cors_allow_origin=environ.get("CORS_ALLOW_ORIGIN") or None,
+        # Task tokens are bearer capabilities for ANY workflow in the account: opt in.
+        task_routes=_switch(environ, "TASK_ROUTES", "off"),
+        metrics_namespace=_metrics_namespace(environ),
     )
     worst_case = (config.connect_timeout + config.read_timeout) * config.max_attempts
     if worst_case >= API_GATEWAY_TIMEOUT_SECONDS:
