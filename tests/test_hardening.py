@@ -1,12 +1,14 @@
 """Issue 9's defects, each through the routes with a stubbed Step Functions client (Given / When / Then)."""
 import datetime
 import json
+import time
 from urllib.parse import quote
 
 import pytest
 from botocore.stub import ANY
 
 from app import app
+from chalicelib import factory
 from tests.conftest import ORDERS_ARN, QUICK_ARN, assert_error, execution_arn, post_json
 
 STARTED = datetime.datetime(2026, 11, 26, 9, 0, 0, tzinfo=datetime.timezone.utc)
@@ -270,3 +272,49 @@ def test_an_oversized_trace_header_is_dropped_not_refused(client, stub):
                       {"stateMachineArn": ORDERS_ARN, "name": "n", "input": ANY})
     response = post_json(client, "/executions", {"stateMachine": "orders", "name": "n"}, {"X-Amzn-Trace-Id": "R" * 300})
     assert response.status_code == 201
+
+
+# --- 2. One time budget per request ----------------------------------------------------------
+
+
+class _AlmostSpentContext(_LambdaContext):
+    def get_remaining_time_in_millis(self):
+        return 4_600
+
+
+class _SlowStart:
+    """The stubbed client, with a StartExecution that takes 300 ms."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def start_execution(self, **params):
+        time.sleep(0.3)
+        return self._client.start_execution(**params)
+
+
+def test_a_start_that_spends_the_budget_answers_202_with_its_location_instead_of_losing_the_arn(stub, monkeypatch):
+    monkeypatch.setenv("STATE_MACHINES", json.dumps({"orders": {"arn": ORDERS_ARN}}))
+    stub.add_response("start_execution", {"executionArn": execution_arn(name="n"), "startDate": STARTED})
+    monkeypatch.setattr(factory, "get_sfn_client", lambda read_timeout=None: _SlowStart(stub.client))
+    event = _api_gateway_event("/executions", {"stateMachine": "orders", "name": "n"}, "/api")
+    event["queryStringParameters"] = {"wait": "25"}
+    event["multiValueQueryStringParameters"] = {"wait": ["25"]}
+    answer = app(event, _AlmostSpentContext())
+    # 4.6 s left - 1.5 s margin = 3.1 s: enough to start (2 s connect + 1 s read); after a 300 ms
+    # start, not enough to describe too.
+    assert answer["statusCode"] == 202
+    assert answer["headers"]["Location"] == "/api/executions/" + quote(execution_arn(name="n"), safe="")
+    assert json.loads(answer["body"])["executionArn"] == execution_arn(name="n")
+
+
+def test_a_request_without_time_for_one_call_changes_nothing_and_answers_504(stub, monkeypatch):
+    monkeypatch.setenv("STATE_MACHINES", json.dumps({"orders": {"arn": ORDERS_ARN}}))
+
+    class Spent(_LambdaContext):
+        def get_remaining_time_in_millis(self):
+            return 3_000
+
+    answer = app(_api_gateway_event("/executions", {"stateMachine": "orders", "name": "n"}, "/api"), Spent())
+    assert answer["statusCode"] == 504
+    assert json.loads(answer["body"])["Code"] == "BackendTimeout"
