@@ -318,3 +318,50 @@ def test_a_request_without_time_for_one_call_changes_nothing_and_answers_504(stu
     answer = app(_api_gateway_event("/executions", {"stateMachine": "orders", "name": "n"}, "/api"), Spent())
     assert answer["statusCode"] == 504
     assert json.loads(answer["body"])["Code"] == "BackendTimeout"
+
+
+# --- 20. Metrics in CloudWatch's embedded metric format --------------------------------------
+
+# From the EMF specification: units CloudWatch accepts, and the structural rules below.
+EMF_UNITS = {"Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes", "Megabytes", "Gigabytes", "Terabytes",
+             "Bits", "Kilobits", "Megabits", "Gigabits", "Terabits", "Percent", "Count", "Bytes/Second",
+             "Kilobytes/Second", "Megabytes/Second", "Gigabytes/Second", "Terabytes/Second", "Bits/Second",
+             "Kilobits/Second", "Megabits/Second", "Gigabits/Second", "Terabits/Second", "Count/Second", "None"}
+
+
+def _assert_embedded_metric_format(line: dict) -> None:
+    metadata = line["_aws"]
+    assert isinstance(metadata["Timestamp"], int) and metadata["Timestamp"] > 1_600_000_000_000
+    for directive in metadata["CloudWatchMetrics"]:
+        assert 1 <= len(directive["Namespace"]) <= 255
+        for dimension_set in directive["Dimensions"]:
+            assert 1 <= len(dimension_set) <= 30
+            assert all(isinstance(line[name], str) and line[name] for name in dimension_set)
+        for metric in directive["Metrics"]:
+            assert isinstance(line[metric["Name"]], (int, float)) and metric["Unit"] in EMF_UNITS
+
+
+def _logged_lines(caplog) -> list:
+    return [json.loads(record.getMessage()) for record in caplog.records if record.name == "sfn_gateway.access"]
+
+
+def test_each_access_line_is_an_embedded_metric_document_by_route_machine_and_status_class(client, stub, caplog):
+    stub.add_response("start_execution", {"executionArn": execution_arn(name="n"), "startDate": STARTED})
+    with caplog.at_level("INFO", logger="sfn_gateway.access"):
+        post_json(client, "/executions", {"stateMachine": "orders", "name": "n"})
+        post_json(client, "/executions", {"stateMachine": "no-such-machine"})
+    started, refused = _logged_lines(caplog)
+    for line in (started, refused):
+        _assert_embedded_metric_format(line)
+        assert line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "sfn-gateway"
+    assert (started["Route"], started["StateMachine"], started["StatusClass"]) == ("POST /executions", "orders", "2xx")
+    # A client's typo never becomes a dimension value.
+    assert (refused["StateMachine"], refused["StatusClass"]) == ("none", "4xx")
+    assert started["Requests"] == 1 and started["Latency"] == started["durationMs"]
+
+
+def test_metrics_off_leaves_a_plain_access_line(make_client, stub, caplog):
+    with make_client(METRICS="off") as client, caplog.at_level("INFO", logger="sfn_gateway.access"):
+        client.http.get("/state-machines")
+    [line] = _logged_lines(caplog)
+    assert "_aws" not in line and line["status"] == 200
