@@ -365,3 +365,12 @@ def test_metrics_off_leaves_a_plain_access_line(make_client, stub, caplog):
         client.http.get("/state-machines")
     [line] = _logged_lines(caplog)
     assert "_aws" not in line and line["status"] == 200
+
+
+# --- 17. Messages say what to do ------------------------------------------------------------
+
+
+def test_a_body_sent_without_the_json_content_type_is_told_to_send_json(client, stub):
+    response = client.http.post("/executions", body='{"stateMachine": "orders"}', headers={"Content-Type": "text/plain"})
+    assert_error(response, 415, "UnsupportedMediaType")
+    assert "Content-Type: application/json" in response.json_body["Message"]
