@@ -426,7 +426,7 @@ class LocalStack:
     """LocalStack's gateway run directly on this host (no Docker), Step Functions and SQS only."""
 
     def __init__(self, python: str, port: int = 0):
-        self.python = python
+        self.python = os.path.abspath(python)  # not resolve(): a venv's python is a symlink
         self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.root = tempfile.mkdtemp(prefix="parity-localstack-")
