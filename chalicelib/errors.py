@@ -207,7 +207,10 @@ def translate_backend_error(err: Exception) -> GatewayError:
         message = err.response.get("Error", {}).get("Message") or code
         if code in _SFN_ERRORS:
             return _SFN_ERRORS[code](_message(code, message))
-        if code in ("UnknownOperationException", "InvalidAction", "NotImplemented"):
+        # An emulator lacking an operation may answer HTTP 501 under any code (LocalStack:
+        # InternalFailure, "not yet implemented"); AWS itself never answers 501.
+        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in ("UnknownOperationException", "InvalidAction", "NotImplemented") or status == 501:
             return NotImplementedByBackend(
                 f"The Step Functions endpoint does not implement this operation ({code})."
             )
