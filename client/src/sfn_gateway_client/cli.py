@@ -88,11 +88,13 @@ def _parser() -> argparse.ArgumentParser:
     how_many = listing.add_mutually_exclusive_group()
     how_many.add_argument("--limit", type=_positive, metavar="N", help=f"at most N (default {DEFAULT_LIST_LIMIT})")
     how_many.add_argument("--all", action="store_true", help="every execution, page after page")
+    listing.add_argument("--page-size", type=_positive, metavar="N", help="executions per request (1-1000)")
 
     history = command("history", "an execution's events (one JSON object per line)")
     history.add_argument("arn", metavar="ARN")
     history.add_argument("--reverse", action="store_true", help="newest first")
     history.add_argument("--follow", action="store_true", help="print events as they happen until the end")
+    history.add_argument("--page-size", type=_positive, metavar="N", help="events per request (1-1000)")
 
     stop = command("stop", "stop a running execution")
     stop.add_argument("arn", metavar="ARN")
@@ -287,7 +289,7 @@ def _wait(gateway: Gateway, args, out: Output) -> int:
 
 def _list(gateway: Gateway, args, out: Output) -> int:
     limit = None if args.all else (args.limit or DEFAULT_LIST_LIMIT)
-    page_size = 1000 if limit is None else min(limit, 1000)
+    page_size = args.page_size or (1000 if limit is None else min(limit, 1000))
     listed = 0
     for execution in gateway.executions(args.name, status=args.status, page_size=page_size):
         out.line(execution, "  ".join(str(execution.get(key) or "") for key in
@@ -306,7 +308,7 @@ def _history(gateway: Gateway, args, out: Output) -> int:
         for last in gateway.follow(args.arn):
             out.line(last, _event_text(last))
         return EXIT_OK if last is not None and last["type"] == "ExecutionSucceeded" else EXIT_EXECUTION_FAILED
-    for event in gateway.history(args.arn, reverse=args.reverse, page_size=1000):
+    for event in gateway.history(args.arn, reverse=args.reverse, page_size=args.page_size or 1000):
         out.line(event, _event_text(event))
     return EXIT_OK
 
