@@ -37,3 +37,8 @@ package-check: $(STAMP)
 .PHONY: bench
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench.run_all
+
+# The Python client and `sfn-gateway` command (client/, its own package) into .venv: `.venv/bin/sfn-gateway --help`.
+.PHONY: client
+client: $(STAMP)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e ./client

@@ -114,6 +114,9 @@ class Gateway:
         An `Idempotency-Key` is always sent (the name, the given key, or a new UUID), so a retried
         start returns the execution the first attempt created instead of creating a second one.
         """
+        if name and idempotency_key and name != idempotency_key:
+            raise ConfigurationError("name and idempotency_key must be equal when both are given (the gateway "
+                                     "uses the key as the execution name).")
         key = name or idempotency_key or str(uuid.uuid4())
         body = {"stateMachine": state_machine, "input": {} if input is None else input}
         if name:
