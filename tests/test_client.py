@@ -328,7 +328,8 @@ def test_waiting_follows_location_under_a_stage_prefix_until_the_end(stack):
         staged.stop()
     assert described["status"] == "SUCCEEDED"
     polls = [path for method, path, status, _ in staged.log if method == "GET"]
-    assert polls and all(path.startswith("/api/executions/arn%3Aaws%3Astates") for path in polls)
+    assert [status for method, _, status, _ in staged.log if method == "POST"] == [202]
+    assert polls and all(path.startswith("/api/executions/arn:aws:states:") for path in polls)
     assert [status for method, _, status, _ in staged.log][-1] == 200
 
 
@@ -375,6 +376,15 @@ def test_missing_region_or_credentials_raise_configuration_errors_naming_the_fix
     with pytest.raises(sgc.ConfigurationError, match="No AWS credentials"):
         Gateway(recorder.url, region="us-east-1").state_machines()
     assert recorder.requests == []
+
+
+def test_a_url_that_is_not_the_gateway_raises_an_api_error_saying_so():
+    page = RecordingServer("<html>a web page</html>")
+    try:
+        with pytest.raises(sgc.ApiError, match="not the gateway's JSON; check the URL"):
+            Gateway(page.url, token="t").state_machines()
+    finally:
+        page.stop()
 
 
 def test_an_unreachable_gateway_raises_gateway_unreachable(recorder):

@@ -282,7 +282,7 @@ class Gateway:
 
     def _call(self, method: str, route: str, *, query: Optional[Mapping[str, Any]] = None, body: Any = None,
               headers: Optional[Mapping[str, str]] = None, sign: bool = True, routed: bool = True,
-              read_timeout: Optional[float] = None) -> Tuple[int, Any, Dict[str, str]]:
+              read_timeout: Optional[float] = None) -> Tuple[int, Any, Mapping[str, str]]:
         """Send one request (retrying 429/503); returns (status, JSON body, headers) or raises ApiError."""
         path = (self._base_path + route) if routed else route
         url = self._origin + path + ("?" + urlencode(query) if query else "")
@@ -298,7 +298,12 @@ class Gateway:
             response = self._send(method, url, data, request_headers, read_timeout)
             answer = _json_body(response.data)
             if response.status < 400:
-                return response.status, answer, dict(response.headers)
+                if not isinstance(answer, (dict, list)):
+                    # A redirect or an HTML page: the URL points somewhere other than the gateway.
+                    raise ApiError(response.status, None, f"The answer from {url} is not the gateway's JSON; "
+                                                          "check the URL (it must include the stage, e.g. /api).")
+                # urllib3's headers match names case-insensitively (HTTP/2 proxies send `location`).
+                return response.status, answer, response.headers
             retry_after = _retry_after(response.headers.get("Retry-After"))
             if response.status in RETRYABLE_STATUSES and attempt < self._max_attempts:
                 time.sleep(self._retry_delay(attempt, retry_after))
