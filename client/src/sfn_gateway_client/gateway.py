@@ -13,7 +13,6 @@ import uuid
 from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple
 from urllib.parse import quote, urlencode, urlsplit
 
-import botocore.session
 import urllib3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -336,6 +335,10 @@ class Gateway:
 
     def _signing_identity(self):
         if self._credentials is None:
+            # Imported here: botocore.session pulls in the whole SDK client (~0.1 s), which
+            # bearer-token callers and `--help` never need.
+            import botocore.session
+
             try:
                 session = botocore.session.Session(profile=self._profile)
                 credentials = session.get_credentials()
