@@ -124,7 +124,7 @@ def test_describe_with_wait_is_held_until_the_execution_ends(gateway):
 
 
 def test_wait_reports_progress_and_returns_running_at_its_deadline_then_the_end(gateway):
-    started = gateway.start("slow", {"seconds": 2})
+    started = gateway.start("slow", {"seconds": 3})
     seen = []
     early = gateway.wait(started["executionArn"], timeout=0.5, on_progress=lambda d, elapsed: seen.append(d["status"]))
     assert early["status"] == "RUNNING"
