@@ -66,14 +66,14 @@ def _parser() -> argparse.ArgumentParser:
     start = command("start", "start an execution of a STANDARD state machine")
     start.add_argument("name", metavar="NAME", help="state machine (short name or allow-listed ARN)")
     _add_input(start)
-    start.add_argument("--name", dest="execution_name", help="execution name (also the idempotency key)")
-    start.add_argument("--idempotency-key", help="retry-safe key (default: a new UUID per command)")
+    start.add_argument("--name", dest="execution_name", metavar="N", help="execution name (also the idempotency key)")
+    start.add_argument("--idempotency-key", metavar="K", help="retry-safe key (default: a new UUID per command)")
     start.add_argument("--wait", type=_seconds, metavar="SECONDS", help="wait up to SECONDS for the result")
 
     run = command("run", "run an EXPRESS state machine synchronously and print its result")
     run.add_argument("name", metavar="NAME")
     _add_input(run)
-    run.add_argument("--name", dest="execution_name", help="execution name")
+    run.add_argument("--name", dest="execution_name", metavar="N", help="execution name")
 
     describe = command("describe", "describe an execution")
     describe.add_argument("arn", metavar="ARN")
@@ -103,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
 
     redrive = command("redrive", "redrive a failed, aborted or timed-out execution")
     redrive.add_argument("arn", metavar="ARN")
-    redrive.add_argument("--idempotency-key", help="retry-safe key (default: a new UUID per command)")
+    redrive.add_argument("--idempotency-key", metavar="K", help="retry-safe key (default: a new UUID per command)")
 
     task = command("task", "answer a task token (approvals): success, failure or heartbeat")
     answers = task.add_subparsers(dest="answer", metavar="ANSWER", required=True)
