@@ -65,7 +65,9 @@ class RecordingServer(_Server):
 
 
 class FaultyProxy(_Server):
-    """Forwards to the stack, after answering the faults queued for a method (429/503 with Retry-After).
+    """Forwards to the stack, after answering the faults queued for a method.
+
+    A fault is `(status, Retry-After or None[, Code])`; Code None answers API Gateway's `{"message"}`.
 
     `lose_answer` forwards a request but answers 503 instead of the stack's answer, as a
     connection cut after the gateway acted would. With `stage="/api"` it serves the API under
@@ -88,11 +90,12 @@ class FaultyProxy(_Server):
                 body = self.rfile.read(length) if length else None
                 fault = proxy.faults[self.command].pop(0) if proxy.faults[self.command] else None
                 if fault is not None and fault[0] != "lose_answer":
-                    status, retry_after = fault
+                    status, retry_after, *code = fault
+                    code = code[0] if code else "Throttled" if status == 429 else "BackendUnavailable"
+                    body = {"Code": code, "Message": "injected by the test proxy"} if code else {"message": "Too Many"}
                     proxy.log.append((self.command, self.path, status, False))
                     return self._send(status, {"Retry-After": retry_after} if retry_after else {},
-                                      json.dumps({"Code": "Throttled" if status == 429 else "BackendUnavailable",
-                                                  "Message": "injected by the test proxy"}).encode())
+                                      json.dumps(body).encode())
                 status, headers, data = proxy._forward(self.command, self.path, dict(self.headers), body)
                 if fault is not None:
                     proxy.log.append((self.command, self.path, 503, True))

@@ -312,6 +312,19 @@ def test_reads_retry_503_and_give_up_with_throttled_after_max_attempts(proxy):
     assert (raised.value.status, raised.value.retry_after) == (429, 0.0)
 
 
+def test_a_gateway_error_without_retry_after_is_not_retried_but_api_gateways_own_429_is(proxy):
+    proxy.faults["GET"] += [(429, None, "ExecutionLimitExceeded")]
+    with pytest.raises(sgc.ExecutionLimitExceeded) as raised:
+        Gateway(proxy.url).state_machines()
+    assert (raised.value.status, raised.value.retry_after) == (429, None)
+    proxy.faults["GET"] += [(503, None, "KmsKeyUnavailable")]
+    with pytest.raises(sgc.KmsKeyUnavailable):
+        Gateway(proxy.url).state_machines()
+    proxy.faults["GET"] += [(429, None, None)]
+    assert len(Gateway(proxy.url).state_machines()) == 4
+    assert [status for _, _, status, _ in proxy.log] == [429, 503, 429, 200]
+
+
 def test_retry_after_accepts_seconds_and_http_dates():
     assert _retry_after("7") == 7.0
     assert _retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0

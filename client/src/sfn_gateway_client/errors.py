@@ -94,6 +94,22 @@ class ExecutionNotRedrivable(ApiError):
     """409: the execution cannot be redriven."""
 
 
+class StateMachineDeleting(ApiError):
+    """409: the state machine is being deleted and starts nothing new."""
+
+
+class ExecutionLimitExceeded(ApiError):
+    """429: the account's quota of open executions is used up (a quota, not a rate: not retried)."""
+
+
+class KmsAccessDenied(ApiError):
+    """500: the gateway's role may not use the state machine's KMS key."""
+
+
+class KmsKeyUnavailable(ApiError):
+    """503: the state machine's KMS key is disabled or pending deletion (not retried)."""
+
+
 class TaskTimedOut(ApiError):
     """410: the task the token belongs to has timed out."""
 
@@ -142,7 +158,8 @@ ERROR_CLASSES: Dict[str, Type[ApiError]] = {
         StateMachineTypeNotSupported, StateMachineNotFound, ExecutionNotFound, TaskNotFound,
         TaskRoutesDisabled, ExecutionAlreadyExists, ExecutionNotRedrivable, TaskTimedOut, InputTooLarge,
         UnsupportedMediaType, Throttled, GatewayMisconfigured, InternalServerError, NotImplementedByBackend,
-        BackendError, BackendUnavailable, BackendTimeout,
+        BackendError, BackendUnavailable, BackendTimeout, StateMachineDeleting, ExecutionLimitExceeded,
+        KmsAccessDenied, KmsKeyUnavailable,
     )
 }
 

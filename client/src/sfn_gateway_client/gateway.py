@@ -304,7 +304,7 @@ class Gateway:
                 # urllib3's headers match names case-insensitively (HTTP/2 proxies send `location`).
                 return response.status, answer, response.headers
             retry_after = _retry_after(response.headers.get("Retry-After"))
-            if response.status in RETRYABLE_STATUSES and attempt < self._max_attempts:
+            if _worth_retrying(response.status, answer, retry_after) and attempt < self._max_attempts:
                 time.sleep(self._retry_delay(attempt, retry_after))
                 continue
             error = error_from_response(response.status, answer, retry_after)
@@ -358,6 +358,19 @@ class Gateway:
                 )
             self._credentials, self._region = credentials, region
         return self._credentials, self._region
+
+
+def _worth_retrying(status: int, answer: Any, retry_after: Optional[float]) -> bool:
+    """429/503 are retried, except a gateway error that gives no Retry-After.
+
+    The gateway sends Retry-After with its transient errors (Throttled, BackendUnavailable) and
+    leaves it out where seconds will not help (ExecutionLimitExceeded: a quota of open executions;
+    KmsKeyUnavailable: a disabled key). API Gateway's own 429/503 (no Code) are always retried.
+    """
+    if status not in RETRYABLE_STATUSES:
+        return False
+    has_code = isinstance(answer, dict) and isinstance(answer.get("Code"), str)
+    return retry_after is not None or not has_code
 
 
 def _server_wait(wait: float) -> int:
