@@ -282,6 +282,11 @@ def test_an_unreachable_gateway_exits_3(cli):
     assert code == 3 and "Could not reach the gateway" in err
 
 
+def test_an_unknown_profile_exits_2_naming_it(cli):
+    code, _, err = cli("machines", "--profile", "no-such-profile")
+    assert code == 2 and "no-such-profile" in err
+
+
 def test_missing_credentials_exit_2_naming_the_fix(cli):
     code, _, err = cli("machines", AWS_ACCESS_KEY_ID=None, AWS_SECRET_ACCESS_KEY=None)
     assert code == 2 and "No AWS credentials found" in err and "--token" in err
