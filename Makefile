@@ -63,3 +63,7 @@ $(PARITY_STAMP): requirements-parity.txt
 	test -x $(PARITY_VENV)/bin/python || $(PARITY_PYTHON) -m venv $(PARITY_VENV)
 	$(PARITY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-parity.txt
 	touch $@
+# The Python client and `sfn-gateway` command (client/, its own package) into .venv: `.venv/bin/sfn-gateway --help`.
+.PHONY: client
+client: $(STAMP)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e ./client
