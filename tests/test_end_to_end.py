@@ -227,7 +227,7 @@ def test_curl_aws_sigv4_starts_hello_and_reads_it_back(stack):
     arn = json.loads(body)["executionArn"]
     # A path without ARN, and a sorted query: curl of any version signs these as API Gateway does.
     listed = subprocess.run(
-        ["curl", "-s", *sigv4, f"{stack.url}/executions?stateMachine=hello&status=SUCCEEDED&limit=1000"],
+        ["curl", "-s", *sigv4, f"{stack.url}/executions?limit=1000&stateMachine=hello&status=SUCCEEDED"],
         capture_output=True, text=True, timeout=15, check=True,
     )
     assert arn in [execution["executionArn"] for execution in json.loads(listed.stdout)["executions"]]
