@@ -11,7 +11,7 @@ import requests
 from requests_aws4auth import AWS4Auth
 
 from local.engine import LocalEngine
-from local.run import LocalStackError, stack_region
+from local.run import LocalStackError, _banner, stack_region
 from tests.test_end_to_end import PROJECT_DIR, REGION, Stack, signed, task_token, wait_until_ended
 
 LOCAL_STAGE = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text())["stages"]["local"]
@@ -85,6 +85,18 @@ def test_banner_approval_commands_start_read_the_token_and_answer_it(keys):
         assert (described["status"], described["output"]) == ("SUCCEEDED", {"approved": True})
     finally:
         stack.stop()
+
+
+def test_readme_approval_commands_are_the_banners_for_the_default_settings():
+    banner = _banner("http://127.0.0.1:8000", "testing", "testing", "us-east-1", "http://127.0.0.1:8083",
+                     LOCAL_MACHINES, python=".venv/bin/python")
+    printed = _banner_block(banner, "Approval").splitlines()
+    readme = (PROJECT_DIR / "README.md").read_text()
+    section = readme[readme.index("### Answering the approval workflow"):]
+    documented = section[section.index("```sh\n") + 6:section.index("\n# ->")].splitlines()
+
+    # Same commands; only the indentation differs.
+    assert [line.strip() for line in documented] == [line.strip() for line in printed]
 
 
 def _stack_auth(stack):
