@@ -173,9 +173,9 @@ def _python_command() -> str:
     # under `make run`); a bare `python` may not.
     executable = Path(sys.executable)
     try:
-        return str(executable.relative_to(Path.cwd()))
+        return shlex.quote(str(executable.relative_to(Path.cwd())))
     except ValueError:
-        return str(executable)
+        return shlex.quote(str(executable))
 
 
 def _stop_on_signal(signum, frame):
