@@ -12,7 +12,7 @@ from requests_aws4auth import AWS4Auth
 
 from local.engine import LocalEngine
 from local.run import LocalStackError, _banner, stack_region
-from tests.test_end_to_end import PROJECT_DIR, REGION, Stack, signed, task_token, wait_until_ended
+from tests.test_end_to_end import PROJECT_DIR, REGION, Stack, signed, task_token
 
 LOCAL_STAGE = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text())["stages"]["local"]
 LOCAL_MACHINES = json.loads(LOCAL_STAGE["environment_variables"]["STATE_MACHINES"])
@@ -44,6 +44,10 @@ def test_make_run_works_whatever_region_or_profile_the_shell_has(shell, tmp_path
     try:
         # The local stage's ARNs decide the region; engine, app client and SigV4 all use it.
         assert f"region {REGION}" in stack.banner
+        named = [f"{name}={stack.environment[name]}" for name in
+                 ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE")
+                 if stack.environment.get(name)]
+        assert f"Not used from your shell: {', '.join(named)} (" in stack.banner
         finished = signed("POST", f"{stack.url}/executions?wait=10", {"stateMachine": "hello", "input": {"name": "Eu"}})
         assert (finished.status_code, finished.json()["output"]) == (200, {"greeting": "Hello, Eu!"}), finished.text
         assert finished.json()["executionArn"].startswith(f"arn:aws:states:{REGION}:")
@@ -66,25 +70,81 @@ def _banner_block(banner, heading):
     return "\n".join(lines[first:end])
 
 
-# The stack's own key pair, or none in the shell (the local default `testing`).
-KEYS = {"key-from-shell": {}, "local-default-key": {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None}}
+# A secret key from the shell (it must never be printed), or none (the local default `testing`).
+SHELL_SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+KEYS = {
+    "key-from-shell": {"AWS_SECRET_ACCESS_KEY": SHELL_SECRET},
+    "local-default-key": {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None},
+}
 
 
-@pytest.mark.parametrize("keys", KEYS)
-def test_banner_approval_commands_start_read_the_token_and_answer_it(keys):
-    stack = Stack(KEYS[keys])
-    try:
-        script = _banner_block(stack.banner, "Approval") + '\nprintf "\\n%s\\n" "$ARN"'
-        ran = subprocess.run(["bash", "-c", script], cwd=PROJECT_DIR, env=stack.environment,
-                             capture_output=True, text=True, timeout=60)
-        assert ran.returncode == 0, ran.stderr
-        answer, arn = ran.stdout.strip().splitlines()[-2:]
-        assert json.loads(answer) == {}, ran.stdout
-        described = requests.get(f"{stack.url}/executions/{quote(arn, safe='')}?wait=10", auth=_stack_auth(stack),
-                                 timeout=30).json()
-        assert (described["status"], described["output"]) == ("SUCCEEDED", {"approved": True})
-    finally:
-        stack.stop()
+@pytest.fixture(scope="module", params=KEYS)
+def keyed_stack(request):
+    """One stack per key setting, shared by the banner tests."""
+    stack = Stack(KEYS[request.param])
+    stack.keys = request.param
+    yield stack
+    stack.stop()
+
+
+def _stack_auth(stack):
+    environment = stack.environment
+    return AWS4Auth(environment.get("AWS_ACCESS_KEY_ID", "testing"), environment.get("AWS_SECRET_ACCESS_KEY", "testing"),
+                    REGION, "execute-api")
+
+
+def _run_banner_block(stack, heading, after=""):
+    ran = subprocess.run(["bash", "-c", _banner_block(stack.banner, heading) + after], cwd=PROJECT_DIR,
+                         env=stack.environment, capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    return ran.stdout
+
+
+def test_banner_approval_commands_start_read_the_token_and_answer_it(keyed_stack):
+    output = _run_banner_block(keyed_stack, "Approval", after='\nprintf "\\n%s\\n" "$ARN"')
+
+    answer, arn = output.strip().splitlines()[-2:]
+    assert json.loads(answer) == {}, output
+    described = requests.get(f"{keyed_stack.url}/executions/{quote(arn, safe='')}?wait=10",
+                             auth=_stack_auth(keyed_stack), timeout=30).json()
+    assert (described["status"], described["output"]) == ("SUCCEEDED", {"approved": True})
+
+
+def test_banner_curl_commands_start_hello_and_list_it(keyed_stack):
+    output = _run_banner_block(keyed_stack, "curl (")
+
+    decoder = json.JSONDecoder()
+    started, end = decoder.raw_decode(output)
+    listed, _ = decoder.raw_decode(output, end)
+    assert (started["status"], started["output"]) == ("SUCCEEDED", {"greeting": "Hello, Ada!"})
+    assert started["executionArn"] in [execution["executionArn"] for execution in listed["executions"]]
+
+
+def test_banner_python_example_starts_hello_and_prints_its_result(keyed_stack):
+    output = _run_banner_block(keyed_stack, "Python (")
+
+    assert "'status': 'SUCCEEDED'" in output and "'output': {'greeting': 'Hello, Ada!'}" in output
+
+
+def test_banner_shows_the_secret_key_only_when_it_is_the_local_default(keyed_stack):
+    if keyed_stack.keys == "local-default-key":
+        assert "access key 'testing', secret key 'testing'" in keyed_stack.banner
+        assert "--user testing:testing" in keyed_stack.banner
+    else:
+        assert SHELL_SECRET not in keyed_stack.banner and "wJalrXUtnFEMI" not in keyed_stack.banner
+        assert "access key 'e2e-key', secret key taken from AWS_SECRET_ACCESS_KEY (not shown)" in keyed_stack.banner
+        # The commands read the key from the shell again.
+        assert '--user "e2e-key:$AWS_SECRET_ACCESS_KEY"' in keyed_stack.banner
+        assert "os.environ['AWS_SECRET_ACCESS_KEY']" in keyed_stack.banner
+
+
+def test_make_run_serves_every_state_machine_of_the_local_stage_as_configured(keyed_stack):
+    listed = requests.get(f"{keyed_stack.url}/state-machines", auth=_stack_auth(keyed_stack), timeout=30)
+    by_name = {machine["name"]: machine for machine in listed.json()["stateMachines"]}
+
+    for name, entry in LOCAL_MACHINES.items():
+        assert (by_name[name]["stateMachineArn"], by_name[name]["type"]) == (entry["arn"], entry.get("type", "STANDARD"))
+    assert f"state machines: {', '.join(by_name)}" in keyed_stack.banner
 
 
 def test_readme_approval_commands_are_the_banners_for_the_default_settings():
@@ -97,71 +157,6 @@ def test_readme_approval_commands_are_the_banners_for_the_default_settings():
 
     # Same commands; only the indentation differs.
     assert [line.strip() for line in documented] == [line.strip() for line in printed]
-
-
-def _stack_auth(stack):
-    environment = stack.environment
-    return AWS4Auth(environment.get("AWS_ACCESS_KEY_ID", "testing"), environment.get("AWS_SECRET_ACCESS_KEY", "testing"),
-                    REGION, "execute-api")
-
-
-def _run_python_example(stack):
-    ran = subprocess.run(["bash", "-c", _banner_block(stack.banner, "Python (")], cwd=PROJECT_DIR,
-                         env=stack.environment, capture_output=True, text=True, timeout=60)
-    assert ran.returncode == 0, ran.stderr
-    return ran.stdout
-
-
-def test_banner_shows_the_local_default_secret_key():
-    stack = Stack(KEYS["local-default-key"])
-    try:
-        assert "access key 'testing', secret key 'testing'" in stack.banner
-        assert "--user testing:testing" in stack.banner
-        assert "'status': 'SUCCEEDED'" in _run_python_example(stack)
-    finally:
-        stack.stop()
-
-
-def test_banner_never_shows_a_secret_key_taken_from_the_shell_and_says_where_it_comes_from():
-    secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
-    stack = Stack({"AWS_SECRET_ACCESS_KEY": secret})
-    try:
-        assert secret not in stack.banner and "wJalrXUtnFEMI" not in stack.banner
-        assert "secret key taken from AWS_SECRET_ACCESS_KEY (not shown)" in stack.banner
-        # The commands still work: they read the key from the shell.
-        script = _banner_block(stack.banner, "curl (")
-        assert '--user "e2e-key:$AWS_SECRET_ACCESS_KEY"' in script
-        ran = subprocess.run(["bash", "-c", script], cwd=PROJECT_DIR, env=stack.environment,
-                             capture_output=True, text=True, timeout=60)
-        assert ran.returncode == 0, ran.stderr
-        decoder = json.JSONDecoder()
-        started, end = decoder.raw_decode(ran.stdout)
-        listed, _ = decoder.raw_decode(ran.stdout, end)
-        assert (started["status"], started["output"]) == ("SUCCEEDED", {"greeting": "Hello, Ada!"})
-        assert started["executionArn"] in [execution["executionArn"] for execution in listed["executions"]]
-        assert "'output': {'greeting': 'Hello, Ada!'}" in _run_python_example(stack)
-    finally:
-        stack.stop()
-
-
-def test_banner_names_the_shell_settings_it_does_not_use():
-    stack = Stack({"AWS_DEFAULT_REGION": "eu-west-1", "AWS_PROFILE": "does-not-exist"})
-    try:
-        assert "Not used from your shell: AWS_DEFAULT_REGION=eu-west-1, AWS_PROFILE=does-not-exist" in stack.banner
-    finally:
-        stack.stop()
-
-
-def test_make_run_serves_every_state_machine_of_the_local_stage_as_configured():
-    stack = Stack()
-    try:
-        served = signed("GET", f"{stack.url}/state-machines").json()["stateMachines"]
-        by_name = {machine["name"]: machine for machine in served}
-        for name, entry in LOCAL_MACHINES.items():
-            assert (by_name[name]["stateMachineArn"], by_name[name]["type"]) == (entry["arn"], entry.get("type", "STANDARD"))
-        assert f"state machines: {', '.join(by_name)}" in stack.banner
-    finally:
-        stack.stop()
 
 
 def _stage_with(*arns):
