@@ -165,6 +165,10 @@ class SigV4Verifier:
         if any(name not in lowered for name in auth.signed_headers):
             raise SignatureError(SIGNATURE_MISMATCH, "InvalidSignatureException")
         self._check_declared_payload_hash(header_pairs, body or b"")
+        if "#" in raw_target:
+            # No client sends a fragment; the app would drop from '#' on what the
+            # signature (re-encoded query rendering) still covers.
+            raise SignatureError(SIGNATURE_MISMATCH, "InvalidSignatureException")
         expected = self._candidate_signatures(
             method, raw_path, raw_query, header_pairs, body or b"", auth, amz_date)
         if not any(hmac.compare_digest(sig, auth.signature) for sig in expected):

@@ -1,7 +1,5 @@
 """`make run` (`python -m local.run`) for a first-time user: any shell AWS settings, the banner's commands."""
 import json
-import os
-import re
 import subprocess
 import time
 from urllib.parse import quote

@@ -1,5 +1,6 @@
 """Local SigV4 server: real HTTP requests signed by botocore, requests-aws4auth and curl."""
 import datetime
+import http.client
 import json
 import os
 import re
@@ -484,3 +485,19 @@ def test_aws_test_suite_request_changed_in_any_signed_part_is_refused(method, ta
         _vanilla_verifier().verify(method, target, headers + [("Authorization", VANILLA_AUTHORIZATION)], b"")
 
     assert refused.value.message == MISMATCH["message"]
+
+
+def test_raw_fragment_in_the_request_target_returns_403_instead_of_hiding_signed_parameters(base_url):
+    # Signed: a="1#", b="2". Sent with a raw '#', the app would read only a="1": no client sends one.
+    signed = AWSRequest(method="GET", url=base_url + "/whoami?a=1%23&b=2")
+    SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "execute-api", REGION).add_auth(signed)
+    host, port = urlsplit(base_url).hostname, urlsplit(base_url).port
+    connection = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        connection.request("GET", "/whoami?a=1#&b=2", headers=dict(signed.headers))
+        response = connection.getresponse()
+        status, body = response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+    assert (status, body) == (403, MISMATCH)
