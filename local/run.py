@@ -143,7 +143,7 @@ curl (start hello and wait up to 10 s for its result; then list the executions):
   # them un-encoded, which API Gateway (and this server) refuse with 403. Use Python for those.
 
 sfn-gateway CLI (`make client` installs it into .venv; see docs/client.md):
-  export SFN_GATEWAY_URL={url} AWS_ACCESS_KEY_ID={access_key} AWS_SECRET_ACCESS_KEY={secret_key} AWS_REGION={region}
+  export SFN_GATEWAY_URL={url} AWS_ACCESS_KEY_ID={access_key} AWS_SECRET_ACCESS_KEY={shell_secret} AWS_REGION={region}
   .venv/bin/sfn-gateway start hello --input '{{"name": "Ada"}}' --wait 10
   .venv/bin/sfn-gateway history <executionArn> --follow
 
