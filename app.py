@@ -1,7 +1,7 @@
 """sfn-gateway: a REST API over allow-listed AWS Step Functions operations. Routes only."""
-from chalice import Chalice, IAMAuthorizer
+from chalice import Chalice
 
-from chalicelib import factory, responses
+from chalicelib import factory, identity, responses
 from chalicelib.middleware import handle_request
 from chalicelib.validation import (
     HISTORY_QUERY,
@@ -22,7 +22,8 @@ from chalicelib.validation import (
 
 app = Chalice(app_name="sfn-gateway")
 app.debug = False
-iam = IAMAuthorizer()
+# IAM (SigV4) unless the stage sets AUTH_MODE=cognito or jwt; read once, here, at import.
+authorizer = identity.route_authorizer(app)
 
 app.register_middleware(handle_request, "http")
 
@@ -32,19 +33,19 @@ def health():
     return {"status": "ok"}
 
 
-@app.route("/state-machines", authorizer=iam)
+@app.route("/state-machines", authorizer=authorizer)
 def list_state_machines():
     parse_query(app.current_request.query_params, NO_QUERY)
     return factory.get_gateway().list_state_machines()
 
 
-@app.route("/state-machines/{name}", authorizer=iam)
+@app.route("/state-machines/{name}", authorizer=authorizer)
 def describe_state_machine(name):
     parse_query(app.current_request.query_params, NO_QUERY)
     return factory.get_gateway().describe_state_machine(name)
 
 
-@app.route("/executions", methods=["POST"], authorizer=iam)
+@app.route("/executions", methods=["POST"], authorizer=authorizer)
 def start_execution():
     request = app.current_request
     wait = parse_query(request.query_params, WAIT_QUERY).get("wait")
@@ -57,7 +58,7 @@ def start_execution():
     return responses.waited(*gateway.wait_for_execution(started["executionArn"], wait))
 
 
-@app.route("/executions", methods=["GET"], authorizer=iam)
+@app.route("/executions", methods=["GET"], authorizer=authorizer)
 def list_executions():
     query = parse_query(app.current_request.query_params, LIST_EXECUTIONS_QUERY)
     return factory.get_gateway().list_executions(
@@ -65,7 +66,7 @@ def list_executions():
     )
 
 
-@app.route("/executions/{executionArn}", authorizer=iam)
+@app.route("/executions/{executionArn}", authorizer=authorizer)
 def describe_execution(executionArn):
     wait = parse_query(app.current_request.query_params, WAIT_QUERY).get("wait")
     if wait is None:
@@ -73,13 +74,13 @@ def describe_execution(executionArn):
     return responses.waited(*factory.get_gateway().wait_for_execution(executionArn, wait))
 
 
-@app.route("/executions/{executionArn}/stop", methods=["POST"], authorizer=iam)
+@app.route("/executions/{executionArn}/stop", methods=["POST"], authorizer=authorizer)
 def stop_execution(executionArn):
     body = parse_body(app.current_request.raw_body, STOP_EXECUTION_BODY)
     return factory.get_gateway().stop_execution(executionArn, body.get("error"), body.get("cause"))
 
 
-@app.route("/executions/{executionArn}/history", authorizer=iam)
+@app.route("/executions/{executionArn}/history", authorizer=authorizer)
 def get_execution_history(executionArn):
     query = parse_query(app.current_request.query_params, HISTORY_QUERY)
     return factory.get_gateway().get_execution_history(
@@ -87,14 +88,14 @@ def get_execution_history(executionArn):
     )
 
 
-@app.route("/executions/{executionArn}/redrive", methods=["POST"], authorizer=iam)
+@app.route("/executions/{executionArn}/redrive", methods=["POST"], authorizer=authorizer)
 def redrive_execution(executionArn):
     request = app.current_request
     parse_body(request.raw_body, NO_BODY)
     return factory.get_gateway().redrive_execution(executionArn, client_token(request.headers.get("idempotency-key")))
 
 
-@app.route("/sync-executions", methods=["POST"], authorizer=iam)
+@app.route("/sync-executions", methods=["POST"], authorizer=authorizer)
 def start_sync_execution():
     request = app.current_request
     body = parse_body(request.raw_body, START_EXECUTION_BODY)
@@ -104,19 +105,19 @@ def start_sync_execution():
     )
 
 
-@app.route("/tasks/success", methods=["POST"], authorizer=iam)
+@app.route("/tasks/success", methods=["POST"], authorizer=authorizer)
 def send_task_success():
     body = parse_body(app.current_request.raw_body, TASK_SUCCESS_BODY)
     return factory.get_gateway().send_task_success(body["taskToken"], body.get("output", {}))
 
 
-@app.route("/tasks/failure", methods=["POST"], authorizer=iam)
+@app.route("/tasks/failure", methods=["POST"], authorizer=authorizer)
 def send_task_failure():
     body = parse_body(app.current_request.raw_body, TASK_FAILURE_BODY)
     return factory.get_gateway().send_task_failure(body["taskToken"], body.get("error"), body.get("cause"))
 
 
-@app.route("/tasks/heartbeat", methods=["POST"], authorizer=iam)
+@app.route("/tasks/heartbeat", methods=["POST"], authorizer=authorizer)
 def send_task_heartbeat():
     body = parse_body(app.current_request.raw_body, TASK_HEARTBEAT_BODY)
     return factory.get_gateway().send_task_heartbeat(body["taskToken"])

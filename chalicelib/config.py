@@ -1,4 +1,5 @@
 """The stage's configuration, read from the environment once and validated."""
+import dataclasses
 import functools
 import json
 import os
@@ -17,7 +18,7 @@ _STATE_MACHINE_ARN = re.compile(
     r"stateMachine:(?P<name>[^:\s]{1,80})$"
 )
 _STATE_MACHINE_TYPES = ("STANDARD", "EXPRESS")
-_STATE_MACHINE_KEYS = {"arn", "type", "passCallerContext"}
+_STATE_MACHINE_KEYS = {"arn", "type", "passCallerContext", "ownerOnly"}
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class GatewayConfig:
     sync_read_timeout: float
     task_routes: bool
     cors_allow_origin: str | None
+    access_rules: object = None  # chalicelib.access.AccessRules, or None: every caller may do everything
 
 
 def _fail(message: str) -> GatewayMisconfigured:
@@ -57,7 +59,15 @@ def _parse_state_machine(name: str, entry: object) -> StateMachine:
     pass_caller = entry.get("passCallerContext", False)
     if not isinstance(pass_caller, bool):
         raise _fail(f'STATE_MACHINES["{name}"].passCallerContext must be true or false.')
-    return StateMachine(name=name, arn=arn, type=sm_type, pass_caller_context=pass_caller)
+    owner_only = entry.get("ownerOnly", False)
+    if not isinstance(owner_only, bool):
+        raise _fail(f'STATE_MACHINES["{name}"].ownerOnly must be true or false.')
+    if owner_only and sm_type == "EXPRESS":
+        raise _fail(
+            f'STATE_MACHINES["{name}"].ownerOnly applies to STANDARD machines only '
+            "(Step Functions keeps no execution records for EXPRESS ones); remove it."
+        )
+    return StateMachine(name=name, arn=arn, type=sm_type, pass_caller_context=pass_caller, owner_only=owner_only)
 
 
 def parse_state_machines(raw: str | None) -> StateMachineRegistry:
@@ -110,6 +120,7 @@ def config_from_environ(environ) -> GatewayConfig:
         task_routes=_switch(environ, "TASK_ROUTES"),
         cors_allow_origin=environ.get("CORS_ALLOW_ORIGIN") or None,
     )
+    config = dataclasses.replace(config, access_rules=parse_access_rules(environ.get("ACCESS_RULES"), config.registry))
     worst_case = (config.connect_timeout + config.read_timeout) * config.max_attempts
     if worst_case >= API_GATEWAY_TIMEOUT_SECONDS:
         raise _fail(
@@ -128,3 +139,66 @@ def config_from_environ(environ) -> GatewayConfig:
 def get_config() -> GatewayConfig:
     """The stage's configuration, read on first use (never at import time)."""
     return config_from_environ(os.environ)
+
+
+_RULE_KEYS = ("callers", "groups", "scopes", "stateMachines", "operations")
+
+
+def _rule_strings(index: int, rule: dict, key: str) -> list:
+    values = rule.get(key, [])
+    if not isinstance(values, list) or not all(isinstance(value, str) and value for value in values):
+        raise _fail(f"ACCESS_RULES[{index}].{key} must be a list of non-empty strings, got {values!r}.")
+    return values
+
+
+def _parse_access_rule(index: int, rule: object, registry: StateMachineRegistry):
+    from chalicelib.access import OPERATIONS, WILDCARD, AccessRule
+
+    if not isinstance(rule, dict):
+        raise _fail(f"ACCESS_RULES[{index}] must be an object with keys {list(_RULE_KEYS)}.")
+    unknown = set(rule) - set(_RULE_KEYS)
+    if unknown:
+        raise _fail(f"ACCESS_RULES[{index}] has unknown keys {sorted(unknown)}; allowed: {list(_RULE_KEYS)}.")
+    callers, groups, scopes = (_rule_strings(index, rule, key) for key in ("callers", "groups", "scopes"))
+    if not (callers or groups or scopes):
+        raise _fail(f"ACCESS_RULES[{index}] matches nobody: give at least one of callers, groups or scopes.")
+    operations = _rule_strings(index, rule, "operations")
+    bad_operations = sorted(set(operations) - set(OPERATIONS) - {WILDCARD})
+    if not operations or bad_operations:
+        raise _fail(
+            f"ACCESS_RULES[{index}].operations has unknown operations {bad_operations or operations!r}; "
+            f"use {list(OPERATIONS)} or \"*\"."
+        )
+    machines = _rule_strings(index, rule, "stateMachines")
+    known = {machine.name for machine in registry}
+    bad_machines = sorted(set(machines) - known - {WILDCARD})
+    if bad_machines:
+        raise _fail(
+            f"ACCESS_RULES[{index}].stateMachines names {bad_machines}, not in STATE_MACHINES "
+            f"(known: {sorted(known)}); use short names or \"*\"."
+        )
+    if not machines and set(operations) != {"tasks"}:
+        raise _fail(f"ACCESS_RULES[{index}] needs stateMachines (short names or \"*\") for {operations}.")
+    return AccessRule(
+        callers=frozenset(c for c in callers if not (c.endswith(WILDCARD) and c != WILDCARD)),
+        caller_prefixes=tuple(c[:-1] for c in callers if c.endswith(WILDCARD) and c != WILDCARD),
+        groups=frozenset(groups),
+        scopes=frozenset(scopes),
+        state_machines=frozenset(machines),
+        operations=frozenset(operations),
+    )
+
+
+def parse_access_rules(raw: str | None, registry: StateMachineRegistry):
+    """Build the stage's access rules from the ACCESS_RULES JSON text (None when unset)."""
+    from chalicelib.access import AccessRules
+
+    if raw is None or not raw.strip():
+        return None
+    try:
+        rules = json.loads(raw)
+    except ValueError as err:
+        raise _fail(f"ACCESS_RULES is not valid JSON ({err}).") from err
+    if not isinstance(rules, list):
+        raise _fail("ACCESS_RULES must be a JSON list of rules.")
+    return AccessRules(_parse_access_rule(index, rule, registry) for index, rule in enumerate(rules))

@@ -44,7 +44,9 @@ def get_gateway():
     """The Step Functions gateway for this request, over the cached clients."""
     from chalicelib.service import StepFunctionsGateway
 
+    from chalicelib.access import guard
+
     config = get_config()
-    return StepFunctionsGateway(
+    return guard(StepFunctionsGateway(
         get_sfn_client(), config.registry, sync_client=get_sync_sfn_client, task_routes=config.task_routes
-    )
+    ), config)

@@ -5,6 +5,7 @@ import time
 from urllib.parse import unquote
 
 from chalicelib.errors import GatewayError, error_response
+from chalicelib.identity import bind_caller, current_caller
 from chalicelib.responses import add_cors_headers
 
 ACCESS_LOG = logging.getLogger("sfn_gateway.access")
@@ -33,6 +34,9 @@ def _access_record(request, response, seconds: float) -> dict:
         "durationMs": round(seconds * 1000, 2),
     }
     record.update({field: identity[field] for field in _IDENTITY_FIELDS if identity.get(field)})
+    caller = current_caller()
+    if caller:
+        record["callerIdentity"] = caller
     execution_arn = _execution_arn(request, response)
     if execution_arn:
         record["executionArn"] = execution_arn
@@ -44,6 +48,7 @@ def _access_record(request, response, seconds: float) -> dict:
 def handle_request(request, get_response):
     """Map domain errors to responses, add CORS headers and log one structured line per request."""
     started = time.perf_counter()
+    bind_caller(request)
     try:
         response = get_response(request)
     except GatewayError as err:

@@ -20,6 +20,7 @@ class StateMachine:
     arn: str
     type: str
     pass_caller_context: bool = False
+    owner_only: bool = False
 
     @property
     def is_express(self) -> bool:

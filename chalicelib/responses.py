@@ -3,6 +3,7 @@ from chalice import Response
 
 from chalicelib.config import get_config
 from chalicelib.errors import CorsDisabled, GatewayError
+from chalicelib.identity import caller_record
 from chalicelib.service import execution_location
 
 _CORS_ALLOW_HEADERS = "Authorization,Content-Type,Idempotency-Key,X-Amz-Content-Sha256,X-Amz-Date,X-Amz-Security-Token"
@@ -29,6 +30,8 @@ def caller_context(request) -> dict:
         "accountId": identity.get("accountId"),
         "sourceIp": identity.get("sourceIp"),
         "requestId": context.get("requestId"),
+        # The caller record {"type", "id", "groups", "scopes"}, whatever the stage's AUTH_MODE.
+        **(caller_record(context) or {"type": None, "id": None, "groups": [], "scopes": []}),
     }
 
 
