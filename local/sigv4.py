@@ -118,10 +118,13 @@ class SigV4Verifier:
     """Verify API Gateway AWS_IAM (SigV4) signatures for one access key pair."""
 
     def __init__(self, access_key: str, secret_key: str, region: str = "us-east-1",
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 identities: Optional[dict] = None) -> None:
         self._credentials = Credentials(access_key, secret_key)
         self._region = region
         self._clock = clock
+        # More access keys, each standing for another IAM principal: {access key: (secret, ARN)}.
+        self._identities = {key: (Credentials(key, secret), arn) for key, (secret, arn) in (identities or {}).items()}
 
     def verify(self, method: str, raw_target: str,
                headers: Iterable[Tuple[str, str]], body: Optional[bytes]) -> CallerIdentity:
@@ -142,7 +145,8 @@ class SigV4Verifier:
         auth = _parse_authorization(authorization)
         amz_date = self._check_date(lowered.get("x-amz-date"), auth)
         self._check_scope(auth)
-        if auth.access_key != self._credentials.access_key:
+        credentials, principal_arn = self._identities.get(auth.access_key, (self._credentials, None))
+        if auth.access_key != credentials.access_key:
             raise SignatureError(UNKNOWN_KEY, "UnrecognizedClientException")
         if "host" not in auth.signed_headers:
             raise SignatureError(
@@ -152,9 +156,11 @@ class SigV4Verifier:
             raise SignatureError(SIGNATURE_MISMATCH, "InvalidSignatureException")
         self._check_declared_payload_hash(header_pairs, body or b"")
         expected = self._candidate_signatures(
-            method, raw_path, raw_query, header_pairs, body or b"", auth, amz_date)
+            method, raw_path, raw_query, header_pairs, body or b"", auth, amz_date, credentials)
         if not any(hmac.compare_digest(sig, auth.signature) for sig in expected):
             raise SignatureError(SIGNATURE_MISMATCH, "InvalidSignatureException")
+        if principal_arn is not None:
+            return principal_identity(auth.access_key, principal_arn)
         return CallerIdentity(
             access_key=auth.access_key,
             user_arn=f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:user/{LOCAL_USER_NAME}",
@@ -220,11 +226,11 @@ class SigV4Verifier:
 
     def _candidate_signatures(self, method: str, raw_path: str, raw_query: str,
                               header_pairs: HTTPHeaders, body: bytes, auth: _Authorization,
-                              amz_date: str) -> list:
+                              amz_date: str, credentials: Optional[Credentials] = None) -> list:
         signatures = []
         for canonical_query in _canonical_queries(raw_query):
             signer = _ReceivedRequestSigner(
-                self._credentials, self._region, auth.signed_headers, canonical_query)
+                credentials or self._credentials, self._region, auth.signed_headers, canonical_query)
             for canonical_path in _canonical_paths(raw_path):
                 request = AWSRequest(method=method, url=f"http://local{canonical_path}",
                                      headers=header_pairs, data=body)
@@ -233,6 +239,19 @@ class SigV4Verifier:
                 string_to_sign = signer.string_to_sign(request, canonical_request)
                 signatures.append(signer.signature(string_to_sign, request))
         return signatures
+
+
+def principal_identity(access_key: str, arn: str) -> CallerIdentity:
+    """What API Gateway reports for an IAM user ARN or an assumed-role session ARN."""
+    account = arn.split(":")[4]
+    resource = arn.split(":", 5)[5]
+    # Unique ids are shaped like AWS's: AIDA... for users, AROA...:<session> for role sessions.
+    unique = "AROA" if resource.startswith("assumed-role/") else "AIDA"
+    name = resource.split("/")[1] if "/" in resource else resource
+    caller = (unique + name.upper().replace("-", ""))[:21].ljust(21, "0")
+    if unique == "AROA":
+        caller += ":" + resource.rsplit("/", 1)[1]
+    return CallerIdentity(access_key=access_key, user_arn=arn, account_id=account, caller=caller, user=caller)
 
 
 def _parse_authorization(value: str) -> _Authorization:
