@@ -97,7 +97,8 @@ class DevIssuer:
         return {user: self.mint(user, lifetime=DEMO_TOKEN_LIFETIME, **info) for user, info in DEMO_USERS.items()}
 
     def start(self) -> "DevIssuer":
-        self._thread = threading.Thread(target=self._server.serve_forever, name="dev-issuer", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="dev-issuer", daemon=True)
         self._thread.start()
         return self
 

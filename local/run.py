@@ -51,9 +51,14 @@ def local_iam_identities() -> dict:
     return {key: tuple(value) for key, value in (json.loads(raw) if raw else LOCAL_IAM_IDENTITIES).items()}
 
 
+def _auth_mode() -> str:
+    return (os.environ.get("AUTH_MODE") or "iam").strip().lower()
+
+
 def start_issuer(host: str):
     """With AUTH_MODE=jwt: start the dev OIDC issuer and point the JWT authorizer's settings at it."""
-    if (os.environ.get("AUTH_MODE") or "iam").lower() != "jwt":
+    # With JWT_ISSUER already set, the authorizer trusts that issuer (your own IdP, or a test's).
+    if _auth_mode() != "jwt" or os.environ.get("JWT_ISSUER"):
         return None
     from local.issuer import DevIssuer
 
@@ -176,11 +181,18 @@ def main(argv=None) -> int:
     host, port = server.server_address[:2]
     url = f"http://{host}:{port}"
     machines = json.loads(os.environ["STATE_MACHINES"])
-    if issuer is None:
+    if _auth_mode() == "iam":
         print(_banner(url, access_key, secret_key, region, engine.url, machines) + _iam_keys_banner(identities), flush=True)
     else:
         print(f"sfn-gateway is running at {url}   (local Step Functions engine: {engine.url})", flush=True)
-        print(_jwt_banner(url, issuer, issuer.demo_tokens()) + "\nCtrl-C stops everything.", flush=True)
+        if issuer is not None:
+            print(_jwt_banner(url, issuer, issuer.demo_tokens()), flush=True)
+        elif _auth_mode() == "jwt":
+            print(f"AUTH_MODE=jwt: bearer tokens are verified against {os.environ['JWT_ISSUER']}.", flush=True)
+        else:
+            print("AUTH_MODE=cognito: chalice local does NOT verify Cognito token signatures; it only decodes "
+                  "them. Nothing here is authenticated; use the iam or jwt mode to try authentication.", flush=True)
+        print("Ctrl-C stops everything.", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
