@@ -1,10 +1,12 @@
 """The stage's configuration, read from the environment once and validated."""
 import dataclasses
 import functools
+import ipaddress
 import json
 import os
 import re
 from dataclasses import dataclass
+from urllib.parse import urlparse
 
 from chalicelib.errors import GatewayMisconfigured
 from chalicelib.registry import StateMachine, StateMachineRegistry
@@ -202,3 +204,64 @@ def parse_access_rules(raw: str | None, registry: StateMachineRegistry):
     if not isinstance(rules, list):
         raise _fail("ACCESS_RULES must be a JSON list of rules.")
     return AccessRules(_parse_access_rule(index, rule, registry) for index, rule in enumerate(rules))
+
+
+# --- the JWT authorizer's settings (jwt stages; read by the authorizer function on first use) ---
+
+# Asymmetric algorithms only: with HS* the "key" would be the IdP's public key, which anyone
+# can read (the classic algorithm-confusion forgery); "none" carries no signature at all.
+SUPPORTED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+DEFAULT_ALGORITHMS = ("RS256", "ES256")
+
+
+@dataclass(frozen=True)
+class JwtSettings:
+    """What the JWT authorizer trusts: one issuer, its audience(s), its keys and algorithms."""
+
+    issuer: str
+    audiences: tuple
+    jwks_url: str | None
+    algorithms: tuple
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+def check_key_url(key: str, url: str) -> str:
+    """The URL, if keys may be fetched from it: https, or http on a loopback host only."""
+    # Keys fetched over plain HTTP could be swapped on the way; only a local dev issuer may use it.
+    parsed = urlparse(url)
+    if parsed.scheme == "https" and parsed.hostname:
+        return url
+    if parsed.scheme == "http" and _is_loopback(parsed.hostname):
+        return url
+    raise _fail(f"{key} must be an https:// URL (http:// only on 127.0.0.1 / localhost), got {url!r}.")
+
+
+def jwt_settings_from_environ(environ) -> JwtSettings:
+    """Build and validate the JWT authorizer's settings from an environment mapping."""
+    issuer = (environ.get("JWT_ISSUER") or "").strip()
+    if not issuer:
+        raise _fail("AUTH_MODE=jwt needs JWT_ISSUER, the token issuer URL (the tokens' iss claim).")
+    check_key_url("JWT_ISSUER", issuer)
+    audiences = tuple(a.strip() for a in (environ.get("JWT_AUDIENCE") or "").split(",") if a.strip())
+    if not audiences:
+        raise _fail("AUTH_MODE=jwt needs JWT_AUDIENCE, the audience (aud claim) tokens must be issued for.")
+    jwks_url = (environ.get("JWT_JWKS_URL") or "").strip() or None
+    if jwks_url:
+        check_key_url("JWT_JWKS_URL", jwks_url)
+    raw_algorithms = environ.get("JWT_ALGORITHMS") or ",".join(DEFAULT_ALGORITHMS)
+    algorithms = tuple(a.strip() for a in raw_algorithms.split(",") if a.strip())
+    refused = [a for a in algorithms if a not in SUPPORTED_ALGORITHMS]
+    if refused or not algorithms:
+        raise _fail(
+            f"JWT_ALGORITHMS may only name asymmetric algorithms ({', '.join(SUPPORTED_ALGORITHMS)}); "
+            f"refused: {refused or raw_algorithms!r}. 'none' and HS* are never accepted."
+        )
+    return JwtSettings(issuer=issuer, audiences=audiences, jwks_url=jwks_url, algorithms=algorithms)

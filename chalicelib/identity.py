@@ -100,7 +100,7 @@ def route_authorizer(app, environ=os.environ):
     if mode == "cognito":
         return CognitoUserPoolAuthorizer(COGNITO_AUTHORIZER_NAME, provider_arns=cognito_user_pool_arns(environ))
     if mode == "jwt":
-        from chalicelib.jwt_auth import jwt_settings_from_environ
+        from chalicelib.config import jwt_settings_from_environ
 
         # Checked now too, so that `chalice package` / `deploy` refuse a stage without an issuer.
         jwt_settings_from_environ(environ)

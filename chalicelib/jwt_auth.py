@@ -4,30 +4,23 @@ Only the authorizer's Lambda function imports this module (PyJWT comes from a La
 attached to that function alone); the API function never does.
 """
 import functools
-import ipaddress
 import json
 import logging
 import os
 import threading
 import time
-import urllib.error
 import urllib.request
-from dataclasses import dataclass
-from urllib.parse import urlparse
 
 import jwt
 from chalice import AuthResponse
 from jwt import PyJWKSet
 
+from chalicelib.config import JwtSettings, check_key_url, jwt_settings_from_environ
 from chalicelib.errors import GatewayMisconfigured
 from chalicelib.identity import Unauthorized
 
 LOG = logging.getLogger("sfn_gateway.auth")
 
-# Asymmetric algorithms only: with HS* the "key" would be the IdP's public key, which anyone
-# can read (the classic algorithm-confusion forgery); "none" carries no signature at all.
-SUPPORTED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
-DEFAULT_ALGORITHMS = ("RS256", "ES256")
 # The most clock skew tolerated between the IdP and Lambda for exp, nbf and iat.
 CLOCK_SKEW_SECONDS = 60
 # An unknown kid refreshes the JWKS at most this often: key rotation works, a flood of
@@ -40,62 +33,6 @@ MAX_DOCUMENT_BYTES = 1024 * 1024
 # API Gateway refuses headers over 10 KiB anyway; anything this long is not a token we issue.
 MAX_TOKEN_CHARACTERS = 8192
 REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub")
-
-
-@dataclass(frozen=True)
-class JwtSettings:
-    """What the JWT authorizer trusts: one issuer, its audience(s), its keys and algorithms."""
-
-    issuer: str
-    audiences: tuple
-    jwks_url: str | None
-    algorithms: tuple
-
-
-def _fail(message: str) -> GatewayMisconfigured:
-    return GatewayMisconfigured(f"Invalid gateway configuration: {message}")
-
-
-def _is_loopback(host: str | None) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host or "").is_loopback
-    except ValueError:
-        return False
-
-
-def _check_url(key: str, url: str) -> str:
-    # Keys fetched over plain HTTP could be swapped on the way; only a local dev issuer may use it.
-    parsed = urlparse(url)
-    if parsed.scheme == "https" and parsed.hostname:
-        return url
-    if parsed.scheme == "http" and _is_loopback(parsed.hostname):
-        return url
-    raise _fail(f"{key} must be an https:// URL (http:// only on 127.0.0.1 / localhost), got {url!r}.")
-
-
-def jwt_settings_from_environ(environ) -> JwtSettings:
-    """Build and validate the JWT authorizer's settings from an environment mapping."""
-    issuer = (environ.get("JWT_ISSUER") or "").strip()
-    if not issuer:
-        raise _fail("AUTH_MODE=jwt needs JWT_ISSUER, the token issuer URL (the tokens' iss claim).")
-    _check_url("JWT_ISSUER", issuer)
-    audiences = tuple(a.strip() for a in (environ.get("JWT_AUDIENCE") or "").split(",") if a.strip())
-    if not audiences:
-        raise _fail("AUTH_MODE=jwt needs JWT_AUDIENCE, the audience (aud claim) tokens must be issued for.")
-    jwks_url = (environ.get("JWT_JWKS_URL") or "").strip() or None
-    if jwks_url:
-        _check_url("JWT_JWKS_URL", jwks_url)
-    raw_algorithms = environ.get("JWT_ALGORITHMS") or ",".join(DEFAULT_ALGORITHMS)
-    algorithms = tuple(a.strip() for a in raw_algorithms.split(",") if a.strip())
-    refused = [a for a in algorithms if a not in SUPPORTED_ALGORITHMS]
-    if refused or not algorithms:
-        raise _fail(
-            f"JWT_ALGORITHMS may only name asymmetric algorithms ({', '.join(SUPPORTED_ALGORITHMS)}); "
-            f"refused: {refused or raw_algorithms!r}. 'none' and HS* are never accepted."
-        )
-    return JwtSettings(issuer=issuer, audiences=audiences, jwks_url=jwks_url, algorithms=algorithms)
 
 
 class JwksUnavailable(Exception):
@@ -142,7 +79,7 @@ class KeySet:
         if discovery.get("issuer") != self._settings.issuer or not isinstance(discovery.get("jwks_uri"), str):
             raise JwksUnavailable("The discovery document names another issuer or no jwks_uri.")
         try:
-            return _check_url("jwks_uri", discovery["jwks_uri"])
+            return check_key_url("jwks_uri", discovery["jwks_uri"])
         except GatewayMisconfigured as err:
             raise JwksUnavailable(str(err)) from err
 
