@@ -19,6 +19,7 @@ from local.engine import LocalEngine
 from local.issuer import DevIssuer
 from local.server import make_server
 from tests.jwt_support import hostile_tokens, malformed_tokens
+from tests.openapi_schemas import validate_response
 from tests.test_end_to_end import Stack
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -110,6 +111,7 @@ def test_group_rule_lets_approvers_start_and_others_only_read_what_they_may(jwt_
     denied = requests.post(f"{jwt_stack.url}/executions", json=start, headers=bearer(bob), timeout=10)
     assert (denied.status_code, denied.json()["Code"]) == (403, "AccessDenied")
     assert "jwt caller 'bob' may not start on state machine 'hello'" in denied.json()["Message"]
+    validate_response("POST", "/executions", 403, denied.json())  # documented in openapi.yaml
     started = requests.post(f"{jwt_stack.url}/executions", json=start, headers=bearer(ada), timeout=10)
     assert started.status_code == 201, started.text
     read = requests.get(f"{jwt_stack.url}{started.headers['Location']}", headers=bearer(bob), timeout=10)
