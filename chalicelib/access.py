@@ -59,12 +59,31 @@ class AccessRules:
 
     def __init__(self, rules):
         self.rules = tuple(rules)
+        # (operation, machine) -> the union of every covering rule's callers, groups and scopes.
+        # Rules only ever allow, so one merged rule decides exactly as the list would, in O(1).
+        self._merged = {}
+
+    def _merged_rule(self, operation: str, machine_name: str | None) -> AccessRule:
+        key = (operation, machine_name)
+        merged = self._merged.get(key)
+        if merged is None:
+            covering = [rule for rule in self.rules if rule.covers(operation, machine_name)]
+            merged = AccessRule(
+                callers=frozenset().union(*(rule.callers for rule in covering)),
+                caller_prefixes=tuple(prefix for rule in covering for prefix in rule.caller_prefixes),
+                groups=frozenset().union(*(rule.groups for rule in covering)),
+                scopes=frozenset().union(*(rule.scopes for rule in covering)),
+                state_machines=frozenset([WILDCARD]),
+                operations=frozenset([operation]),
+            )
+            self._merged[key] = merged
+        return merged
 
     def allows(self, caller: dict | None, operation: str, machine_name: str | None = None) -> bool:
         """May this caller do this operation (on this state machine)?"""
         if not caller or not caller.get("id"):
             return False
-        return any(rule.covers(operation, machine_name) and rule.matches_caller(caller) for rule in self.rules)
+        return self._merged_rule(operation, machine_name).matches_caller(caller)
 
 
 def owner_tag(caller: dict) -> str:

@@ -299,3 +299,27 @@ def test_state_machines_route_lists_only_usable_machines(make_client, as_caller)
         response = client.http.get("/state-machines")
     assert response.status_code == 200
     assert [m["name"] for m in response.json_body["stateMachines"]] == ["orders"]
+
+
+def test_merged_decisions_equal_rule_by_rule_evaluation_on_random_rule_sets():
+    import random
+
+    rng = random.Random(10)
+    names, people, groups, scopes = list(MACHINES), ["ada", "bob", "eve"], ["g1", "g2", "g3"], ["s1", "s2"]
+    for _ in range(200):
+        rules = []
+        for _ in range(rng.randint(1, 6)):
+            rule = {"operations": rng.sample(OPERATIONS + ("*",), rng.randint(1, 3)),
+                    "stateMachines": rng.sample(names + ["*"], rng.randint(1, 2))}
+            for key, pool in (("callers", people + ["*", "a*"]), ("groups", groups), ("scopes", scopes)):
+                if rng.random() < 0.5:
+                    rule[key] = rng.sample(pool, rng.randint(1, 2))
+            rule.setdefault("callers", [rng.choice(people)])
+            rules.append(rule)
+        access = config_with(rules).access_rules
+        for person in people:
+            caller = {"type": "jwt", "id": person, "groups": rng.sample(groups, rng.randint(0, 2)), "scopes": rng.sample(scopes, rng.randint(0, 1))}
+            for operation in OPERATIONS:
+                for machine in names:
+                    naive = any(r.covers(operation, machine) and r.matches_caller(caller) for r in access.rules)
+                    assert access.allows(caller, operation, machine) is naive, (rules, caller, operation, machine)
