@@ -182,7 +182,8 @@ def main(argv=None) -> int:
     url = f"http://{host}:{port}"
     machines = json.loads(os.environ["STATE_MACHINES"])
     if _auth_mode() == "iam":
-        print(_banner(url, access_key, secret_key, region, engine.url, machines) + _iam_keys_banner(identities), flush=True)
+        banner = _banner(url, access_key, secret_key, region, engine.url, machines)
+        print(banner.replace("Ctrl-C stops everything.", _iam_keys_banner(identities) + "\nCtrl-C stops everything."), flush=True)
     else:
         print(f"sfn-gateway is running at {url}   (local Step Functions engine: {engine.url})", flush=True)
         if issuer is not None:
