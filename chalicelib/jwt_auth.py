@@ -26,6 +26,9 @@ CLOCK_SKEW_SECONDS = 60
 # An unknown kid refreshes the JWKS at most this often: key rotation works, a flood of
 # random kids does not hammer the IdP.
 KID_REFRESH_SECONDS = 60
+# Known keys are re-read this often too, so that a key the IdP withdrew (after a leak, say)
+# stops being trusted within the hour even by a container that lives for days.
+KEYS_MAX_AGE_SECONDS = 3600
 # After a failed first fetch, wait this long before trying the IdP again.
 FETCH_RETRY_SECONDS = 5
 FETCH_TIMEOUT_SECONDS = 3
@@ -103,11 +106,13 @@ class KeySet:
                 if self._last_fetch is not None and self._clock() - self._last_fetch < FETCH_RETRY_SECONDS:
                     raise JwksUnavailable("The JWKS could not be fetched a moment ago; not retrying yet.")
                 self._refresh()
-            elif kid not in self._keys and self._clock() - self._last_fetch >= KID_REFRESH_SECONDS:
-                try:
-                    self._refresh()
-                except JwksUnavailable as err:
-                    LOG.error("JWKS refresh for an unknown kid failed; keeping the cached keys: %s", err)
+            else:
+                age = self._clock() - self._last_fetch
+                if (kid not in self._keys and age >= KID_REFRESH_SECONDS) or age >= KEYS_MAX_AGE_SECONDS:
+                    try:
+                        self._refresh()
+                    except JwksUnavailable as err:
+                        LOG.error("JWKS refresh failed; keeping the cached keys: %s", err)
             return self._keys.get(kid)
 
 
