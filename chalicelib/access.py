@@ -148,7 +148,8 @@ class GuardedGateway:
         self._require("read", self._registry.resolve(unquote(name_or_arn)))
         return self._gateway.describe_state_machine(name_or_arn)
 
-    def start_execution(self, state_machine: str, execution_input, name: str, caller: dict | None = None) -> dict:
+    def start_execution(self, state_machine: str, execution_input, name: str, caller: dict | None = None,
+                        **options) -> dict:
         """StartExecution, for callers who may start the machine; ownerOnly names carry the owner tag."""
         machine = self._registry.resolve(state_machine)
         self._require("start", machine)
@@ -160,14 +161,15 @@ class GuardedGateway:
                     f"{MAX_EXECUTION_NAME - len(tag)} characters (the gateway prefixes the owner tag)."
                 )
             name = tag + name
-        started = self._gateway.start_execution(state_machine, execution_input, name, caller)
+        started = self._gateway.start_execution(state_machine, execution_input, name, caller, **options)
         self._started.add(started["executionArn"])
         return started
 
-    def start_sync_execution(self, state_machine: str, execution_input, name: str, caller: dict | None = None) -> dict:
+    def start_sync_execution(self, state_machine: str, execution_input, name: str, caller: dict | None = None,
+                             **options) -> dict:
         """StartSyncExecution, for callers who may run the machine synchronously."""
         self._require("sync", self._registry.resolve(state_machine))
-        return self._gateway.start_sync_execution(state_machine, execution_input, name, caller)
+        return self._gateway.start_sync_execution(state_machine, execution_input, name, caller, **options)
 
     def list_executions(self, state_machine: str, status=None, limit=None, next_token=None) -> dict:
         """ListExecutions for readers; on ownerOnly machines only the caller's own executions."""
@@ -180,10 +182,10 @@ class GuardedGateway:
             page["executions"] = [e for e in page["executions"] if str(e.get("name", "")).startswith(tag)]
         return page
 
-    def wait_for_execution(self, raw_arn: str, seconds: int) -> tuple[bool, dict]:
+    def wait_for_execution(self, raw_arn: str, seconds: int, **options) -> tuple[bool, dict]:
         """?wait= polling of an execution the caller may read (or has just started)."""
         self._owned_execution(raw_arn, "read")
-        return self._gateway.wait_for_execution(raw_arn, seconds)
+        return self._gateway.wait_for_execution(raw_arn, seconds, **options)
 
     def describe_execution(self, raw_arn: str) -> dict:
         """DescribeExecution of an execution the caller may read (and owns, on ownerOnly machines)."""

@@ -8,19 +8,13 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
+from chalicelib.budget import API_GATEWAY_TIMEOUT_SECONDS
 from chalicelib.errors import GatewayMisconfigured
-from chalicelib.registry import StateMachine, StateMachineRegistry
+from chalicelib.registry import KMS_KEY_ARN, STATE_MACHINE_ARN, StateMachine, StateMachineRegistry
 
-# API Gateway ends every integration after 29 s; the whole Step Functions call,
-# retries included, must finish well before that.
-API_GATEWAY_TIMEOUT_SECONDS = 29
-
-_STATE_MACHINE_ARN = re.compile(
-    r"^arn:(?P<partition>aws[a-z-]*):states:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"
-    r"stateMachine:(?P<name>[^:\s]{1,80})$"
-)
 _STATE_MACHINE_TYPES = ("STANDARD", "EXPRESS")
-_STATE_MACHINE_KEYS = {"arn", "type", "passCallerContext", "ownerOnly"}
+_STATE_MACHINE_KEYS = {"arn", "type", "passCallerContext", "kmsKeyArn", "ownerOnly"}
+_METRICS_NAMESPACE = re.compile(r"^[A-Za-z0-9.\-_/#:]{1,255}$")
 
 
 @dataclass(frozen=True)
@@ -35,7 +29,7 @@ class GatewayConfig:
     max_attempts: int
     sync_read_timeout: float
     task_routes: bool
-    cors_allow_origin: str | None
+    metrics_namespace: str | None
     access_rules: object = None  # chalicelib.access.AccessRules, or None: every caller may do everything
 
 
@@ -50,10 +44,11 @@ def _parse_state_machine(name: str, entry: object) -> StateMachine:
     if unknown:
         raise _fail(f'STATE_MACHINES["{name}"] has unknown keys {sorted(unknown)}.')
     arn = entry.get("arn")
-    if not isinstance(arn, str) or not _STATE_MACHINE_ARN.match(arn):
+    if not isinstance(arn, str) or not STATE_MACHINE_ARN.match(arn):
         raise _fail(
             f'STATE_MACHINES["{name}"].arn must be a state machine ARN like '
-            f'"arn:aws:states:us-east-1:123456789012:stateMachine:orders", got {arn!r}.'
+            f'"arn:aws:states:us-east-1:123456789012:stateMachine:orders", optionally with a version '
+            f'(":3") or an alias (":live"), got {arn!r}.'
         )
     sm_type = entry.get("type", "STANDARD")
     if sm_type not in _STATE_MACHINE_TYPES:
@@ -61,6 +56,12 @@ def _parse_state_machine(name: str, entry: object) -> StateMachine:
     pass_caller = entry.get("passCallerContext", False)
     if not isinstance(pass_caller, bool):
         raise _fail(f'STATE_MACHINES["{name}"].passCallerContext must be true or false.')
+    kms_key_arn = entry.get("kmsKeyArn")
+    if kms_key_arn is not None and not (isinstance(kms_key_arn, str) and KMS_KEY_ARN.match(kms_key_arn)):
+        raise _fail(
+            f'STATE_MACHINES["{name}"].kmsKeyArn must be a KMS key ARN like '
+            f'"arn:aws:kms:us-east-1:123456789012:key/<key id>", got {kms_key_arn!r}.'
+        )
     owner_only = entry.get("ownerOnly", False)
     if not isinstance(owner_only, bool):
         raise _fail(f'STATE_MACHINES["{name}"].ownerOnly must be true or false.')
@@ -69,7 +70,10 @@ def _parse_state_machine(name: str, entry: object) -> StateMachine:
             f'STATE_MACHINES["{name}"].ownerOnly applies to STANDARD machines only '
             "(Step Functions keeps no execution records for EXPRESS ones); remove it."
         )
-    return StateMachine(name=name, arn=arn, type=sm_type, pass_caller_context=pass_caller, owner_only=owner_only)
+    return StateMachine(
+        name=name, arn=arn, type=sm_type, pass_caller_context=pass_caller, kms_key_arn=kms_key_arn,
+        owner_only=owner_only,
+    )
 
 
 def parse_state_machines(raw: str | None) -> StateMachineRegistry:
@@ -102,11 +106,20 @@ def _number(environ, key: str, default: float, cast=float):
     return value
 
 
-def _switch(environ, key: str) -> bool:
-    raw = (environ.get(key) or "on").lower()
+def _switch(environ, key: str, default: str) -> bool:
+    raw = (environ.get(key) or default).lower()
     if raw not in ("on", "off"):
         raise _fail(f"{key} must be on or off, got {raw!r}.")
     return raw == "on"
+
+
+def _metrics_namespace(environ) -> str | None:
+    if not _switch(environ, "METRICS", "on"):
+        return None
+    namespace = environ.get("METRICS_NAMESPACE") or "sfn-gateway"
+    if not _METRICS_NAMESPACE.match(namespace):
+        raise _fail(f"METRICS_NAMESPACE must be 1-255 of A-Z a-z 0-9 . - _ / # :, got {namespace!r}.")
+    return namespace
 
 
 def config_from_environ(environ) -> GatewayConfig:
@@ -119,9 +132,11 @@ def config_from_environ(environ) -> GatewayConfig:
         read_timeout=_number(environ, "SFN_READ_TIMEOUT", 6.0),
         max_attempts=_number(environ, "SFN_MAX_ATTEMPTS", 3, cast=int),
         sync_read_timeout=_number(environ, "SFN_SYNC_READ_TIMEOUT", 25.0),
-        task_routes=_switch(environ, "TASK_ROUTES"),
-        cors_allow_origin=environ.get("CORS_ALLOW_ORIGIN") or None,
+        # Task tokens are bearer capabilities for ANY workflow in the account: opt in.
+        task_routes=_switch(environ, "TASK_ROUTES", "off"),
+        metrics_namespace=_metrics_namespace(environ),
     )
+    _check_owner_only(config.registry)
     config = dataclasses.replace(config, access_rules=parse_access_rules(environ.get("ACCESS_RULES"), config.registry))
     worst_case = (config.connect_timeout + config.read_timeout) * config.max_attempts
     if worst_case >= API_GATEWAY_TIMEOUT_SECONDS:
@@ -141,6 +156,18 @@ def config_from_environ(environ) -> GatewayConfig:
 def get_config() -> GatewayConfig:
     """The stage's configuration, read on first use (never at import time)."""
     return config_from_environ(os.environ)
+
+
+def _check_owner_only(registry: StateMachineRegistry) -> None:
+    # Executions of a version or alias belong to the state machine itself: every entry for it
+    # must agree, or an execution started through one entry could be read through another.
+    owner_only = {}
+    for machine in registry:
+        if owner_only.setdefault(machine.unqualified_arn, machine.owner_only) != machine.owner_only:
+            raise _fail(
+                f'STATE_MACHINES entries for {machine.unqualified_arn} (its versions and aliases included) '
+                "must all set the same ownerOnly."
+            )
 
 
 _RULE_KEYS = ("callers", "groups", "scopes", "stateMachines", "operations")

@@ -43,7 +43,8 @@ def sfn(aws_credentials):
 
 def gateway_for(sfn, caller, rules=None, machines=None):
     config = config_with(rules, machines)
-    return GuardedGateway(StepFunctionsGateway(sfn.client, config.registry), config.registry, config.access_rules, caller)
+    return GuardedGateway(StepFunctionsGateway(lambda read_timeout=None: sfn.client, config), config.registry,
+                          config.access_rules, caller)
 
 
 # --- parsing ----------------------------------------------------------------------------------------
@@ -185,7 +186,7 @@ def test_unknown_state_machine_is_still_404_before_access_is_considered(sfn):
 
 def test_without_rules_or_owner_only_machines_the_gateway_is_not_wrapped(sfn):
     config = config_with(machines={"orders": MACHINES["orders"]})
-    plain = StepFunctionsGateway(sfn.client, config.registry)
+    plain = StepFunctionsGateway(lambda read_timeout=None: sfn.client, config)
     assert guard(plain, config) is plain
     assert isinstance(guard(plain, config_with()), GuardedGateway)
 
@@ -323,3 +324,14 @@ def test_merged_decisions_equal_rule_by_rule_evaluation_on_random_rule_sets():
                 for machine in names:
                     naive = any(r.covers(operation, machine) and r.matches_caller(caller) for r in access.rules)
                     assert access.allows(caller, operation, machine) is naive, (rules, caller, operation, machine)
+
+
+def test_versions_and_aliases_of_one_machine_must_agree_on_owner_only():
+    machines = {
+        "orders": {"arn": ORDERS_ARN, "type": "STANDARD", "ownerOnly": True},
+        "orders-live": {"arn": ORDERS_ARN + ":live", "type": "STANDARD"},
+    }
+    with pytest.raises(GatewayMisconfigured, match="must all set the same ownerOnly"):
+        config_with(machines=machines)
+    machines["orders-live"]["ownerOnly"] = True
+    assert config_with(machines=machines).registry.resolve("orders-live").owner_only

@@ -61,14 +61,14 @@ def test_bad_auth_settings_are_refused_at_import_naming_the_setting(environ, nam
         identity.route_authorizer(Chalice("t"), environ)
 
 
-def test_every_route_but_health_and_preflights_uses_the_one_shared_authorizer():
+def test_every_route_but_health_uses_the_one_shared_authorizer():
     import app as app_module
 
     authorizers = {
         (path, method): entry.authorizer for path, methods in app.routes.items() for method, entry in methods.items()
     }
     public = {key for key, authorizer in authorizers.items() if authorizer is None}
-    assert public == {("/health", "GET")} | {(path, "OPTIONS") for path in app.routes if path != "/health"}
+    assert public == {("/health", "GET")}
     assert {id(a) for key, a in authorizers.items() if key not in public} == {id(app_module.authorizer)}
 
 
