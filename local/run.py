@@ -160,6 +160,8 @@ def _stop_on_signal(signum, frame):
 def main(argv=None) -> int:
     """Run the local stack until Ctrl-C or SIGTERM."""
     args = _arguments(argv)
+    from chalicelib.errors import GatewayMisconfigured
+
     access_key = os.environ.get("AWS_ACCESS_KEY_ID", "testing")
     secret_key = os.environ.get("AWS_SECRET_ACCESS_KEY", "testing")
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
@@ -177,6 +179,12 @@ def main(argv=None) -> int:
         if issuer is not None:
             issuer.stop()
         print(f"Could not start the local stack: {err} (set PORT / SFN_PORT to free ports)", file=sys.stderr)
+        return 1
+    except GatewayMisconfigured as err:
+        # e.g. AUTH_MODE=cognito without COGNITO_USER_POOL_ARNS: app.py refuses to build its API.
+        if issuer is not None:
+            issuer.stop()
+        print(f"Could not start the local stack: {err}", file=sys.stderr)
         return 1
     host, port = server.server_address[:2]
     url = f"http://{host}:{port}"

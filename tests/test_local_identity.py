@@ -78,3 +78,17 @@ def test_jwt_mode_with_a_configured_issuer_starts_no_dev_issuer(monkeypatch):
     monkeypatch.setenv("AUTH_MODE", "iam")
     monkeypatch.delenv("JWT_ISSUER")
     assert run.start_issuer("127.0.0.1") is None
+
+
+def test_make_run_with_a_bad_auth_mode_names_the_setting_and_exits():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "AUTH_MODE": "oidc", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    done = subprocess.run([sys.executable, "-m", "local.run", "--port", "0", "--sfn-port", "0"],
+                          cwd=Path(__file__).resolve().parent.parent, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "AUTH_MODE must be one of iam, cognito, jwt, got 'oidc'" in done.stderr
+    assert "Traceback" not in done.stderr
