@@ -295,3 +295,31 @@ def test_a_key_the_issuer_withdrew_stops_being_trusted_within_the_hour(issuer, v
         verifier.claims(old_token)
     assert verifier.claims(issuer.mint("ada"))["sub"] == "ada"
     assert verifier.keys.fetches == 2
+
+
+def test_the_deployed_handler_string_works_alone_without_app_py_or_boto3(issuer):
+    # Given what Lambda does with the authorizer function's handler string, in a fresh process
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import importlib, json, sys; "
+        "module, name = 'chalicelib.identity.jwt_authorizer'.rsplit('.', 1); "
+        "handler = getattr(importlib.import_module(module), name); "
+        "event = {'type': 'TOKEN', 'authorizationToken': sys.argv[1], 'methodArn': sys.argv[2]}; "
+        "answer = handler(event, None); "
+        "print(json.dumps({'principal': answer['principalId'], "
+        "'loaded': sorted(m for m in ('app', 'boto3', 'chalicelib.service') if m in sys.modules)}))"
+    )
+    env = {"PATH": "/usr/bin:/bin", "JWT_ISSUER": issuer.issuer, "JWT_AUDIENCE": issuer.audience}
+    done = subprocess.run([sys.executable, "-c", code, f"Bearer {issuer.mint('ada')}", METHOD_ARN],
+                          cwd=Path(__file__).resolve().parent.parent, env=env, capture_output=True, text=True, timeout=60)
+    # Then it verifies the token and allows, having loaded neither the API nor the AWS SDK
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"principal": "ada", "loaded": []}
+    # And a bad token fails the invocation with exactly "Unauthorized" (API Gateway's 401)
+    refused = subprocess.run([sys.executable, "-c", code, "Bearer nope", METHOD_ARN],
+                             cwd=Path(__file__).resolve().parent.parent, env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines()[-1] == "chalicelib.identity.Unauthorized: Unauthorized"
