@@ -37,3 +37,8 @@ package-check: $(STAMP)
 .PHONY: bench
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench.run_all
+
+# The Lambda layer (PyJWT + cryptography, Linux wheels) for jwt stages' authorizer function: build/jwt-layer.zip.
+.PHONY: jwt-layer
+jwt-layer: $(STAMP)
+	$(VENV)/bin/python -m tools.jwt_layer

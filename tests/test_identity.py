@@ -140,3 +140,14 @@ def test_access_log_records_the_caller(client, caplog, monkeypatch):
     assert response.status_code == 200
     [line] = [json.loads(r.getMessage()) for r in caplog.records if r.name == "sfn_gateway.access"]
     assert line["callerIdentity"] == {"type": "iam", "id": "arn:aws:iam::123456789012:role/r", "groups": [], "scopes": []}
+
+
+def test_jwt_layer_uses_the_same_pins_as_the_tests():
+    from tools.jwt_layer import pinned_requirements
+
+    pins = dict(line.split("==") for line in (PROJECT_DIR / "requirements-dev.txt").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    assert pinned_requirements() == [f"PyJWT=={pins['PyJWT']}", f"cryptography=={pins['cryptography']}"]
+    # And nothing of it is a runtime requirement: requirements.txt (packaged into every stage) stays empty
+    runtime = [line for line in (PROJECT_DIR / "requirements.txt").read_text().splitlines() if line.strip() and not line.startswith("#")]
+    assert runtime == []
