@@ -335,3 +335,23 @@ def test_versions_and_aliases_of_one_machine_must_agree_on_owner_only():
         config_with(machines=machines)
     machines["orders-live"]["ownerOnly"] = True
     assert config_with(machines=machines).registry.resolve("orders-live").owner_only
+
+
+def test_a_retry_by_another_token_caller_does_not_get_the_first_callers_running_execution(sfn):
+    # Token callers have no userArn: the caller id must tell them apart when a start is replayed.
+    machines = {"orders": {"arn": ORDERS_ARN, "type": "STANDARD", "passCallerContext": True}}
+    config = config_with(machines=machines)
+    gateway = StepFunctionsGateway(lambda read_timeout=None: sfn.client, config)
+    arn = execution_arn("orders", "k1")
+    running = {"executionArn": arn, "stateMachineArn": ORDERS_ARN, "status": "RUNNING", "startDate": STARTED,
+               "input": json.dumps({"input": {"n": 1}, "caller": {"userArn": None, "type": "jwt", "id": "ada"}})}
+    from chalicelib.errors import ExecutionAlreadyExists
+
+    sfn.add_client_error("start_execution", "ExecutionAlreadyExists", "exists", 400)
+    sfn.add_response("describe_execution", running, {"executionArn": arn})
+    with pytest.raises(ExecutionAlreadyExists):
+        gateway.start_execution("orders", {"n": 1}, "k1", {"userArn": None, "type": "jwt", "id": "bob"})
+    # While Ada's own retry gets her running execution back
+    sfn.add_client_error("start_execution", "ExecutionAlreadyExists", "exists", 400)
+    sfn.add_response("describe_execution", running, {"executionArn": arn})
+    assert gateway.start_execution("orders", {"n": 1}, "k1", {"userArn": None, "type": "jwt", "id": "ada"})["executionArn"] == arn
