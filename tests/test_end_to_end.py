@@ -28,9 +28,17 @@ ACCESS_KEY, SECRET_KEY, REGION = "e2e-key", "e2e-secret", "us-east-1"
 class Stack:
     """A running `python -m local.run` on free loopback ports."""
 
-    def __init__(self):
+    def __init__(self, environment=None):
         env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_DEFAULT_REGION": REGION}
         env.pop("AWS_PROFILE", None)
+        # Changes to that environment; None removes a variable.
+        for name, value in (environment or {}).items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
+        self.environment = env
+        self.banner = ""
         self.process = subprocess.Popen(
             [sys.executable, "-m", "local.run", "--port", "0", "--sfn-port", "0"],
             cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -48,12 +56,22 @@ class Stack:
             match = re.search(r"running at (http://127\.0\.0\.1:\d+).*engine: (http://127\.0\.0\.1:\d+)", line)
             if match:
                 self.engine_url = match.group(2)
+                self.banner = "".join(seen[-2:]) + self._read_banner_rest(deadline)
                 # The access log goes to stdout; an unread pipe fills after a few hundred
                 # requests and then blocks the server.
                 threading.Thread(target=self._drain, daemon=True).start()
                 return match.group(1)
         self.process.kill()
         raise RuntimeError("local stack did not start:\n" + "".join(seen))
+
+    def _read_banner_rest(self, deadline):
+        lines = []
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            lines.append(line)
+            if not line or line.startswith("Ctrl-C stops everything"):
+                break
+        return "".join(lines)
 
     def _drain(self):
         for _ in self.process.stdout:
@@ -218,18 +236,19 @@ def test_curl_aws_sigv4_starts_hello_and_reads_it_back(stack):
     sigv4 = ["--aws-sigv4", f"aws:amz:{REGION}:execute-api", "--user", f"{ACCESS_KEY}:{SECRET_KEY}"]
     started = subprocess.run(
         ["curl", "-s", "-w", "\n%{http_code}", *sigv4, "-H", "Content-Type: application/json",
-         "-d", json.dumps({"stateMachine": "hello", "input": {"name": "Curl"}}), f"{stack.url}/executions"],
+         "-d", json.dumps({"stateMachine": "hello", "input": {"name": "Curl"}}), f"{stack.url}/executions?wait=10"],
         capture_output=True, text=True, timeout=15, check=True,
     )
     body, status = started.stdout.rsplit("\n", 1)
-    assert status == "201", started.stdout
+    assert status == "200", started.stdout
+    assert json.loads(body)["output"] == {"greeting": "Hello, Curl!"}
     arn = json.loads(body)["executionArn"]
-    wait_until_ended(stack, arn)
-    described = subprocess.run(
-        ["curl", "-s", *sigv4, f"{stack.url}/executions/{quote(arn, safe='')}?wait=5"],
+    # A path without ARN, and a sorted query: curl of any version signs these as API Gateway does.
+    listed = subprocess.run(
+        ["curl", "-s", *sigv4, f"{stack.url}/executions?limit=1000&stateMachine=hello&status=SUCCEEDED"],
         capture_output=True, text=True, timeout=15, check=True,
     )
-    assert json.loads(described.stdout)["output"] == {"greeting": "Hello, Curl!"}
+    assert arn in [execution["executionArn"] for execution in json.loads(listed.stdout)["executions"]]
 
 
 # --- workflow interaction (sync, wait, task tokens, redrive) -----------------------------------
@@ -288,6 +307,34 @@ def test_approval_answered_through_task_failure(stack):
     assert answered.status_code == 200
     described = wait_until_ended(stack, arn)
     assert (described["status"], described["error"], described["cause"]) == ("FAILED", "Rejected", "too much")
+
+
+def _answer_all_three_ways(stack, token):
+    answers = [
+        signed("POST", f"{stack.url}/tasks/success", {"taskToken": token, "output": {}}),
+        signed("POST", f"{stack.url}/tasks/failure", {"taskToken": token, "error": "Late"}),
+        signed("POST", f"{stack.url}/tasks/heartbeat", {"taskToken": token}),
+    ]
+    return [(answer.status_code, answer.json()["Code"]) for answer in answers]
+
+
+def test_answering_an_answered_approval_again_is_410_task_timed_out(stack):
+    # AWS answers a closed task's token with TaskTimedOut; the gateway maps it to 410.
+    arn = start(stack, "approval", {"amount": 5})
+    token = task_token(stack, arn)
+    assert signed("POST", f"{stack.url}/tasks/success", {"taskToken": token, "output": {"ok": 1}}).status_code == 200
+    assert wait_until_ended(stack, arn)["output"] == {"ok": 1}
+    assert _answer_all_three_ways(stack, token) == [(410, "TaskTimedOut")] * 3
+
+
+def test_answering_a_stopped_approval_is_410_task_timed_out(stack):
+    arn = start(stack, "approval", {"amount": 6})
+    token = task_token(stack, arn)
+    stopped = signed("POST", f"{stack.url}/executions/{quote(arn, safe='')}/stop", {"error": "Withdrawn"})
+    assert stopped.status_code == 200
+    assert _answer_all_three_ways(stack, token) == [(410, "TaskTimedOut")] * 3
+    described = signed("GET", f"{stack.url}/executions/{quote(arn, safe='')}").json()
+    assert (described["status"], described["error"]) == ("ABORTED", "Withdrawn")
 
 
 def test_redrive_on_the_local_engine_answers_501_because_moto_lacks_it(stack):
