@@ -81,3 +81,8 @@ package: $(STAMP)
 		export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing; fi; \
 	$(VENV)/bin/python -m tools.package --stage $(STAGE) --pkg-format $(FORMAT) $(PACKAGE_DIR)
 	@echo "Packaged stage $(STAGE) ($(FORMAT)) into $(PACKAGE_DIR)/"
+
+# The Lambda layer (PyJWT + cryptography, Linux wheels) for jwt stages' authorizer function: build/jwt-layer.zip.
+.PHONY: jwt-layer
+jwt-layer: $(STAMP)
+	$(VENV)/bin/python -m tools.jwt_layer

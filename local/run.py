@@ -11,6 +11,13 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # The key pair the local stack accepts when the shell sets none; it is no secret.
 LOCAL_DEFAULT_KEY = "testing"
+# More local IAM principals besides the default key, so access rules by IAM caller can be tried:
+# access key -> (secret key, the user or assumed-role session ARN API Gateway would report).
+# LOCAL_IAM_KEYS (the same shape, as JSON) replaces them.
+LOCAL_IAM_IDENTITIES = {
+    "approver": ["approver-secret", "arn:aws:sts::123456789012:assumed-role/approvers/ada"],
+    "viewer": ["viewer-secret", "arn:aws:iam::123456789012:user/viewer"],
+}
 # The shell settings that would otherwise pick a region for the local stack.
 _REGION_SETTINGS = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE")
 
@@ -90,7 +97,30 @@ def _use_only_the_stacks_aws_settings(access_key: str, secret_key: str, region: 
         os.environ.update(AWS_REGION=region, AWS_DEFAULT_REGION=region)
 
 
-def start_stack(host: str, port: int, sfn_port: int, access_key: str, secret_key: str, region: str):
+def local_iam_identities() -> dict:
+    """The extra local access keys: LOCAL_IAM_KEYS (JSON) or the built-in demo ones."""
+    raw = os.environ.get("LOCAL_IAM_KEYS")
+    return {key: tuple(value) for key, value in (json.loads(raw) if raw else LOCAL_IAM_IDENTITIES).items()}
+
+
+def _auth_mode() -> str:
+    return (os.environ.get("AUTH_MODE") or "iam").strip().lower()
+
+
+def start_issuer(host: str):
+    """With AUTH_MODE=jwt: start the dev OIDC issuer and point the JWT authorizer's settings at it."""
+    # With JWT_ISSUER already set, the authorizer trusts that issuer (your own IdP, or a test's).
+    if _auth_mode() != "jwt" or os.environ.get("JWT_ISSUER"):
+        return None
+    from local.issuer import DevIssuer
+
+    issuer = DevIssuer(host=host).start()
+    os.environ.update(JWT_ISSUER=issuer.issuer, JWT_AUDIENCE=issuer.audience)
+    return issuer
+
+
+def start_stack(host: str, port: int, sfn_port: int, access_key: str, secret_key: str, region: str,
+                identities: dict | None = None):
     """Start the engine, create the demo workflows and build the app's server (not yet serving)."""
     _use_only_the_stacks_aws_settings(access_key, secret_key, region)
     from local.engine import LocalEngine
@@ -103,7 +133,7 @@ def start_stack(host: str, port: int, sfn_port: int, access_key: str, secret_key
 
         server = make_server(
             app, _stage_config(app, engine.url, state_machines), host, port,
-            access_key=access_key, secret_key=secret_key, region=region,
+            access_key=access_key, secret_key=secret_key, region=region, identities=identities,
         )
     except BaseException:
         engine.stop()
@@ -183,6 +213,37 @@ def _python_command() -> str:
         return shlex.quote(str(executable))
 
 
+def _iam_keys_banner(identities: dict) -> str:
+    lines = [f"  {key}:{secret}  ->  {arn}" for key, (secret, arn) in identities.items()]
+    return "More local IAM callers (access key:secret -> identity), for ACCESS_RULES by caller:\n" + "\n".join(lines) + "\n"
+
+
+def _jwt_banner(url: str, issuer, tokens: dict) -> str:
+    from local.issuer import DEMO_USERS
+
+    start_body = '{"stateMachine": "hello", "input": {"name": "Ada"}}'
+    users = "\n".join(
+        f"  {user} (groups {info['groups']}, scopes {info['scopes']}):\n    export {user.upper()}_TOKEN='{tokens[user]}'"
+        for user, info in DEMO_USERS.items()
+    )
+    return f"""
+AUTH_MODE=jwt: every route but /health needs "Authorization: Bearer <token>", verified by the
+gateway's JWT authorizer against the dev issuer {issuer.issuer} (JWKS {issuer.url}/jwks.json,
+audience {issuer.audience!r}). Demo tokens, valid 12 hours:
+{users}
+
+curl:
+  curl -s -H "Authorization: Bearer $ADA_TOKEN" -H 'Content-Type: application/json' \\
+       -d '{start_body}' {url}/executions
+  curl -s -H "Authorization: Bearer $BOB_TOKEN" {url}/state-machines
+  curl -si {url}/state-machines        # no token -> 401
+
+Try access rules, e.g.:
+  ACCESS_RULES='[{{"groups": ["approvers"], "stateMachines": ["*"], "operations": ["*"]}},
+                 {{"callers": ["bob"], "stateMachines": ["hello"], "operations": ["read"]}}]' AUTH_MODE=jwt make run
+"""
+
+
 def _stop_on_signal(signum, frame):
     # A process group's SIGTERM can arrive twice (e.g. from a wrapper that forwards
     # it); ignore the rest so shutdown itself is not interrupted.
@@ -203,20 +264,43 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _stop_on_signal)
     signal.signal(signal.SIGINT, _stop_on_signal)
     _use_only_the_stacks_aws_settings(access_key, secret_key)
+    from chalicelib.errors import GatewayMisconfigured
+
+    identities = local_iam_identities()
+    issuer = None
     try:
         region = stack_region(_config_on_disk())
-        engine, server = start_stack(args.host, args.port, args.sfn_port, access_key, secret_key, region)
-    except LocalStackError as err:
+        issuer = start_issuer(args.host)
+        engine, server = start_stack(args.host, args.port, args.sfn_port, access_key, secret_key, region, identities)
+    except (LocalStackError, GatewayMisconfigured) as err:
+        # GatewayMisconfigured: e.g. AUTH_MODE=cognito without COGNITO_USER_POOL_ARNS (app.py refuses to build).
+        if issuer is not None:
+            issuer.stop()
         print(f"Could not start the local stack: {err}", file=sys.stderr)
         return 1
     except OSError as err:
+        if issuer is not None:
+            issuer.stop()
         print(f"Could not start the local stack: {err} (set PORT / SFN_PORT to free ports)", file=sys.stderr)
         return 1
     host, port = server.server_address[:2]
     url = f"http://{host}:{port}"
     machines = json.loads(os.environ["STATE_MACHINES"])
-    print(_banner(url, access_key, secret_key, region, engine.url, machines,
-                  python=_python_command(), ignored=ignored), flush=True)
+    if _auth_mode() == "iam":
+        banner = _banner(url, access_key, secret_key, region, engine.url, machines,
+                         python=_python_command(), ignored=ignored)
+        print(banner.replace("Ctrl-C stops everything.", _iam_keys_banner(identities) + "\nCtrl-C stops everything."),
+              flush=True)
+    else:
+        print(f"sfn-gateway is running at {url}   (local Step Functions engine: {engine.url})", flush=True)
+        if issuer is not None:
+            print(_jwt_banner(url, issuer, issuer.demo_tokens()), flush=True)
+        elif _auth_mode() == "jwt":
+            print(f"AUTH_MODE=jwt: bearer tokens are verified against {os.environ['JWT_ISSUER']}.", flush=True)
+        else:
+            print("AUTH_MODE=cognito: chalice local does NOT verify Cognito token signatures; it only decodes "
+                  "them. Nothing here is authenticated; use the iam or jwt mode to try authentication.", flush=True)
+        print("Ctrl-C stops everything.", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -224,6 +308,8 @@ def main(argv=None) -> int:
     finally:
         server.server_close()
         engine.stop()
+        if issuer is not None:
+            issuer.stop()
     print("sfn-gateway stopped.", flush=True)
     return 0
 

@@ -124,12 +124,14 @@ class SigV4Verifier:
 
     def __init__(self, access_key: str, secret_key: str, region: str = "us-east-1",
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                 service: str = SERVICE) -> None:
+                 service: str = SERVICE, identities: Optional[dict] = None) -> None:
         self._credentials = Credentials(access_key, secret_key)
         self._region = region
         self._clock = clock
         # Only AWS's published SigV4 test vectors (service "host") need another service.
         self._service = service
+        # More access keys, each standing for another IAM principal: {access key: (secret, ARN)}.
+        self._identities = {key: (Credentials(key, secret), arn) for key, (secret, arn) in (identities or {}).items()}
 
     def verify(self, method: str, raw_target: str,
                headers: Iterable[Tuple[str, str]], body: Optional[bytes]) -> CallerIdentity:
@@ -150,7 +152,8 @@ class SigV4Verifier:
         auth = _parse_authorization(authorization)
         date_header, amz_date = self._check_date(lowered, auth)
         self._check_scope(auth)
-        if auth.access_key != self._credentials.access_key:
+        credentials, principal_arn = self._identities.get(auth.access_key, (self._credentials, None))
+        if auth.access_key != credentials.access_key:
             raise SignatureError(UNKNOWN_KEY, "UnrecognizedClientException")
         if "host" not in auth.signed_headers:
             raise SignatureError(
@@ -170,9 +173,11 @@ class SigV4Verifier:
             # signature (re-encoded query rendering) still covers.
             raise SignatureError(SIGNATURE_MISMATCH, "InvalidSignatureException")
         expected = self._candidate_signatures(
-            method, raw_path, raw_query, header_pairs, body or b"", auth, amz_date)
+            method, raw_path, raw_query, header_pairs, body or b"", auth, amz_date, credentials)
         if not any(hmac.compare_digest(sig, auth.signature) for sig in expected):
             raise SignatureError(SIGNATURE_MISMATCH, "InvalidSignatureException")
+        if principal_arn is not None:
+            return principal_identity(auth.access_key, principal_arn)
         return CallerIdentity(
             access_key=auth.access_key,
             user_arn=f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:user/{LOCAL_USER_NAME}",
@@ -243,18 +248,31 @@ class SigV4Verifier:
 
     def _candidate_signatures(self, method: str, raw_path: str, raw_query: str,
                               header_pairs: HTTPHeaders, body: bytes, auth: _Authorization,
-                              amz_date: str) -> list:
+                              amz_date: str, credentials: Optional[Credentials] = None) -> list:
         signatures = []
         request = AWSRequest(method=method, url="http://local/", headers=header_pairs, data=body)
         request.context["timestamp"] = amz_date
         for canonical_query in _canonical_queries(raw_query):
             signer = _ReceivedRequestSigner(
-                self._credentials, self._service, self._region, auth.signed_headers,
+                credentials or self._credentials, self._service, self._region, auth.signed_headers,
                 raw_path, canonical_query)
             canonical_request = signer.canonical_request(request)
             string_to_sign = signer.string_to_sign(request, canonical_request)
             signatures.append(signer.signature(string_to_sign, request))
         return signatures
+
+
+def principal_identity(access_key: str, arn: str) -> CallerIdentity:
+    """What API Gateway reports for an IAM user ARN or an assumed-role session ARN."""
+    account = arn.split(":")[4]
+    resource = arn.split(":", 5)[5]
+    # Unique ids are shaped like AWS's: AIDA... for users, AROA...:<session> for role sessions.
+    unique = "AROA" if resource.startswith("assumed-role/") else "AIDA"
+    name = resource.split("/")[1] if "/" in resource else resource
+    caller = (unique + name.upper().replace("-", ""))[:21].ljust(21, "0")
+    if unique == "AROA":
+        caller += ":" + resource.rsplit("/", 1)[1]
+    return CallerIdentity(access_key=access_key, user_arn=arn, account_id=account, caller=caller, user=caller)
 
 
 def _parse_authorization(value: str) -> _Authorization:
