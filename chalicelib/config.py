@@ -1,11 +1,10 @@
 """The stage's configuration, read from the environment once and validated."""
-import dataclasses
 import functools
-import ipaddress
 import json
 import os
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import urlparse
 
 from chalicelib.budget import API_GATEWAY_TIMEOUT_SECONDS
@@ -124,8 +123,10 @@ def _metrics_namespace(environ) -> str | None:
 
 def config_from_environ(environ) -> GatewayConfig:
     """Build and validate the configuration from an environment mapping."""
+    registry = parse_state_machines(environ.get("STATE_MACHINES"))
+    _check_owner_only(registry)
     config = GatewayConfig(
-        registry=parse_state_machines(environ.get("STATE_MACHINES")),
+        registry=registry,
         region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         endpoint_url=environ.get("SFN_ENDPOINT_URL") or None,
         connect_timeout=_number(environ, "SFN_CONNECT_TIMEOUT", 2.0),
@@ -135,9 +136,8 @@ def config_from_environ(environ) -> GatewayConfig:
         # Task tokens are bearer capabilities for ANY workflow in the account: opt in.
         task_routes=_switch(environ, "TASK_ROUTES", "off"),
         metrics_namespace=_metrics_namespace(environ),
+        access_rules=parse_access_rules(environ.get("ACCESS_RULES"), registry),
     )
-    _check_owner_only(config.registry)
-    config = dataclasses.replace(config, access_rules=parse_access_rules(environ.get("ACCESS_RULES"), config.registry))
     worst_case = (config.connect_timeout + config.read_timeout) * config.max_attempts
     if worst_case >= API_GATEWAY_TIMEOUT_SECONDS:
         raise _fail(
@@ -220,10 +220,10 @@ def _parse_access_rule(index: int, rule: object, registry: StateMachineRegistry)
 
 def parse_access_rules(raw: str | None, registry: StateMachineRegistry):
     """Build the stage's access rules from the ACCESS_RULES JSON text (None when unset)."""
-    from chalicelib.access import AccessRules
-
     if raw is None or not raw.strip():
         return None
+    from chalicelib.access import AccessRules
+
     try:
         rules = json.loads(raw)
     except ValueError as err:
@@ -241,8 +241,8 @@ SUPPORTED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "E
 DEFAULT_ALGORITHMS = ("RS256", "ES256")
 
 
-@dataclass(frozen=True)
-class JwtSettings:
+# A NamedTuple, not a dataclass: it is built on every stage's cold start, used only on jwt stages.
+class JwtSettings(NamedTuple):
     """What the JWT authorizer trusts: one issuer, its audience(s), its keys and algorithms."""
 
     issuer: str
@@ -252,6 +252,9 @@ class JwtSettings:
 
 
 def _is_loopback(host: str | None) -> bool:
+    # Only JWT stages get here; the API function's cold start does not import ipaddress.
+    import ipaddress
+
     if host == "localhost":
         return True
     try:
