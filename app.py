@@ -1,7 +1,9 @@
 """sfn-gateway: a REST API over allow-listed AWS Step Functions operations. Routes only."""
+import os
+
 from chalice import Chalice, IAMAuthorizer
 
-from chalicelib import factory, responses
+from chalicelib import factory, responses, webhooks
 from chalicelib.middleware import handle_request
 from chalicelib.validation import (
     HISTORY_QUERY,
@@ -130,3 +132,13 @@ def cors_preflight(**_path_parameters):
 # they answer 404 unless the stage sets CORS_ALLOW_ORIGIN.
 for _path in [path for path in app.routes if path != "/health"]:
     app.route(_path, methods=["OPTIONS"], name=f"cors_preflight{_path}")(cors_preflight)
+
+
+# Chalice builds the event rule with the app, and `chalice package/deploy/local` load the
+# stage's variables before importing app.py: the one import-time read for webhooks.
+_WEBHOOK_PATTERN = webhooks.event_pattern(os.environ)
+if _WEBHOOK_PATTERN:
+
+    @app.on_cw_event(_WEBHOOK_PATTERN, name="webhooks")
+    def deliver_webhooks(event):
+        webhooks.deliver_status_change(event.to_dict(), event.context)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from app import app
+from chalicelib import webhooks
 from tools import policy
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -164,7 +165,7 @@ def test_packaged_api_has_exactly_the_apps_routes(packages, pkg_format):
 def test_sam_lambda_role_policy_is_the_stages_generated_policy(packages, stage):
     # Given the role the API handler runs as
     resources = _sam(packages, stage)["Resources"]
-    [function] = [r for r in resources.values() if r["Type"] == "AWS::Serverless::Function"]
+    function = resources["APIHandler"]  # stages with WEBHOOKS have a second function, with its own role
     role_name = function["Properties"]["Role"]["Fn::GetAtt"][0]
     # Then its only inline policy is exactly the least-privilege policy of the stage
     [inline] = resources[role_name]["Properties"]["Policies"]
@@ -175,7 +176,7 @@ def test_sam_lambda_role_policy_is_the_stages_generated_policy(packages, stage):
 @pytest.mark.parametrize("stage", STAGES)
 def test_terraform_lambda_role_policy_is_the_stages_generated_policy(packages, stage):
     resources = _terraform(packages, stage)["resource"]
-    [function] = resources["aws_lambda_function"].values()
+    function = resources["aws_lambda_function"]["api_handler"]
     role_name = function["role"].removeprefix("${aws_iam_role.").removesuffix(".arn}")
     attached = [p for p in resources["aws_iam_role_policy"].values() if p["role"] == f"${{aws_iam_role.{role_name}.id}}"]
     assert [json.loads(p["policy"]) for p in attached] == [policy.policy_for_stage(policy.load_config(), stage)]
@@ -191,3 +192,47 @@ def test_deployment_zip_is_small_and_bundles_no_sdk_or_dev_code(packages, stage)
     assert [name for name in names if name.startswith(FORBIDDEN_IN_BUNDLE)] == []
     assert {"app.py", "chalicelib/__init__.py"} <= set(names)
     assert size <= MAX_BUNDLE_BYTES
+
+
+def _stage_environment(stage: str) -> dict:
+    return policy.stage_environment(policy.load_config(), stage)
+
+
+WEBHOOK_STAGES = [stage for stage in STAGES if webhooks.event_pattern(_stage_environment(stage))]
+
+
+def test_some_stages_subscribe_webhooks_and_prod_does_not():
+    assert "dev" in WEBHOOK_STAGES and "local" in WEBHOOK_STAGES and "prod" not in WEBHOOK_STAGES
+
+
+@pytest.mark.parametrize("stage", WEBHOOK_STAGES)
+def test_sam_webhooks_rule_has_the_stages_pattern_and_its_own_least_privilege_role(packages, stage):
+    # Given the stage's SAM template
+    resources = _sam(packages, stage)["Resources"]
+    function = resources["Webhooks"]["Properties"]
+    # Then the webhooks function is triggered by exactly the stage's status-change pattern
+    [trigger] = function["Events"].values()
+    assert trigger["Type"] == "CloudWatchEvent"
+    assert trigger["Properties"]["Pattern"] == webhooks.event_pattern(_stage_environment(stage))
+    assert function["Handler"] == "app.deliver_webhooks"
+    # And it runs as its own role with the generated webhooks policy only
+    role = resources[function["Role"]["Fn::GetAtt"][0]]["Properties"]
+    assert [p["PolicyDocument"] for p in role["Policies"]] == [policy.webhook_policy_for_environment(_stage_environment(stage))]
+
+
+@pytest.mark.parametrize("stage", WEBHOOK_STAGES)
+def test_terraform_webhooks_rule_has_the_stages_pattern(packages, stage):
+    resources = _terraform(packages, stage)["resource"]
+    [rule] = resources["aws_cloudwatch_event_rule"].values()
+    assert json.loads(rule["event_pattern"]) == webhooks.event_pattern(_stage_environment(stage))
+    [target] = resources["aws_cloudwatch_event_target"].values()
+    assert target["arn"] == "${aws_lambda_function.webhooks.arn}"
+    role = resources["aws_lambda_function"]["webhooks"]["role"].removeprefix("${aws_iam_role.").removesuffix(".arn}")
+    attached = [p for p in resources["aws_iam_role_policy"].values() if p["role"] == f"${{aws_iam_role.{role}.id}}"]
+    assert [json.loads(p["policy"]) for p in attached] == [policy.webhook_policy_for_environment(_stage_environment(stage))]
+
+
+def test_a_stage_without_webhooks_packages_no_rule(packages):
+    sam = _sam(packages, "prod")["Resources"]
+    assert [name for name, r in sam.items() if r["Type"] == "AWS::Serverless::Function"] == ["APIHandler"]
+    assert "aws_cloudwatch_event_rule" not in _terraform(packages, "prod")["resource"]
