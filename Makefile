@@ -37,3 +37,11 @@ package-check: $(STAMP)
 .PHONY: bench
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench.run_all
+
+# Deployable templates of one stage, with the webhooks' failure destination (SQS) when the stage
+# has WEBHOOKS: make package STAGE=dev -> build/dev/sam (SAM) and build/dev/terraform.
+.PHONY: package
+STAGE ?= dev
+package: $(STAMP)
+	$(VENV)/bin/python -m tools.package --stage $(STAGE) --pkg-format cloudformation build/$(STAGE)/sam
+	$(VENV)/bin/python -m tools.package --stage $(STAGE) --pkg-format terraform build/$(STAGE)/terraform

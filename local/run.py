@@ -15,10 +15,12 @@ def _arguments(argv):
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
     parser.add_argument("--sfn-port", type=int, default=int(os.environ.get("SFN_PORT", 8083)))
+    parser.add_argument("--webhook-port", type=int, default=int(os.environ.get("WEBHOOK_PORT", 0)),
+                        help="port of the demo webhook receiver (default: any free port)")
     return parser.parse_args(argv)
 
 
-def _stage_config(app, engine_url: str, state_machines: dict):
+def _stage_config(app, engine_url: str, state_machines: dict, overrides: dict | None = None):
     """The 'local' stage from .chalice/config.json, pointed at this engine's demo machines."""
     from chalice.config import Config
 
@@ -30,6 +32,7 @@ def _stage_config(app, engine_url: str, state_machines: dict):
         {name: {**configured.get(name, {}), **machine} for name, machine in state_machines.items()}
     )
     variables["SFN_ENDPOINT_URL"] = engine_url
+    variables.update(overrides or {})
     # Config.create() would treat the stage's variables as plain settings and drop them.
     return Config(
         chalice_stage="local",
@@ -38,24 +41,38 @@ def _stage_config(app, engine_url: str, state_machines: dict):
     )
 
 
-def start_stack(host: str, port: int, sfn_port: int, access_key: str, secret_key: str, region: str):
+def start_stack(host: str, port: int, sfn_port: int, access_key: str, secret_key: str, region: str,
+                webhook_port: int | None = None):
     """Start the engine, create the demo workflows and build the app's server (not yet serving)."""
     from local.engine import LocalEngine
     from local.server import make_server
 
     engine = LocalEngine(host=host, port=sfn_port).start()
+    webhooks = None
     try:
         state_machines = engine.deploy_demo_state_machines(str(PROJECT_DIR / "statemachines"))
         # The gateway's boto3 client signs its calls to the engine with these.
         os.environ.update(AWS_ACCESS_KEY_ID=access_key, AWS_SECRET_ACCESS_KEY=secret_key, AWS_DEFAULT_REGION=region)
         os.environ.pop("AWS_PROFILE", None)
+        if webhook_port is not None:
+            from local.events import DemoWebhooks
+
+            webhooks = DemoWebhooks(engine.url, state_machines, webhook_port, os.environ.get("WEBHOOK_URL"))
+            # As chalice local does: the stage's variables are in place before app.py is
+            # imported, because the webhooks event rule is built from them.
+            os.environ.update(_stage_config(None, engine.url, state_machines, webhooks.variables).environment_variables)
         from app import app
 
         server = make_server(
-            app, _stage_config(app, engine.url, state_machines), host, port,
+            app, _stage_config(app, engine.url, state_machines, webhooks and webhooks.variables), host, port,
             access_key=access_key, secret_key=secret_key, region=region,
         )
+        server.webhooks = webhooks
+        if webhooks:
+            webhooks.attach(sys.modules["app"])
     except BaseException:
+        if webhooks:
+            webhooks.stop()
         engine.stop()
         raise
     return engine, server
@@ -108,7 +125,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _stop_on_signal)
     signal.signal(signal.SIGINT, _stop_on_signal)
     try:
-        engine, server = start_stack(args.host, args.port, args.sfn_port, access_key, secret_key, region)
+        engine, server = start_stack(args.host, args.port, args.sfn_port, access_key, secret_key, region, args.webhook_port)
     except OSError as err:
         print(f"Could not start the local stack: {err} (set PORT / SFN_PORT to free ports)", file=sys.stderr)
         return 1
@@ -116,12 +133,16 @@ def main(argv=None) -> int:
     url = f"http://{host}:{port}"
     machines = json.loads(os.environ["STATE_MACHINES"])
     print(_banner(url, access_key, secret_key, region, engine.url, machines), flush=True)
+    if server.webhooks:
+        print(server.webhooks.banner(), flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+        if server.webhooks:
+            server.webhooks.stop()
         engine.stop()
     print("sfn-gateway stopped.", flush=True)
     return 0
