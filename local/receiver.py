@@ -53,6 +53,10 @@ class Receiver:
         host, port = self._server.server_address[:2]
         self.url = f"http://{host}:{port}/webhooks"
 
+    def use_secret(self, secret: str) -> None:
+        """Verify with another secret from now on (e.g. one a stack printed after this receiver started)."""
+        self._webhook = Webhook(secret)
+
     def record(self, path: str, headers: dict, body: bytes):
         """Verify and keep one request; return the status to answer."""
         try:
