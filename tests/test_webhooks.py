@@ -420,3 +420,113 @@ def test_outside_local_a_loopback_receiver_is_never_contacted(monkeypatch):
         outcome = webhooks.deliver(config.webhooks[0], b"{}", "msg_x", time.monotonic() + 5, allow_local=False)
     assert outcome.result == "failed" and outcome.error.startswith("refused:")
     assert receiver.received == []
+
+
+# --- https: pinned to the checked address, certificate and SNI for the URL's name --------------
+
+def _certificate(tmp_path, name: str):
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+class _TlsReceiver:
+    """A TLS server on 127.0.0.1 that records SNI and Host of each request."""
+
+    def __init__(self, cert_file, key_file):
+        import ssl
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.seen = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.seen.append((receiver.sni, self.headers["Host"]))
+                self.send_response(204)
+                self.end_headers()
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert_file, key_file)
+        self.sni = None
+
+        def remember_sni(sock, server_name, ctx):
+            receiver.sni = server_name
+
+        context.sni_callback = remember_sni
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _via_loopback(port, connected):
+    # Stands in for the network: "connecting to 93.184.216.34:443" reaches the local TLS server.
+    def connector(address, timeout):
+        connected.append(address)
+        return socket.create_connection(("127.0.0.1", port), timeout)
+    return connector
+
+
+def test_https_goes_to_the_checked_address_with_sni_and_host_of_the_url(tmp_path):
+    import ssl
+
+    cert_file, key_file = _certificate(tmp_path, "hooks.example.com")
+    server = _TlsReceiver(cert_file, key_file)
+    connected = []
+    try:
+        status, _ = webhooks.post(
+            "https://hooks.example.com/sfn", b"{}", {"Content-Type": "application/json"}, 5.0,
+            resolver=resolver_for("93.184.216.34"), connector=_via_loopback(server.port, connected),
+            tls=ssl.create_default_context(cafile=str(cert_file)),
+        )
+    finally:
+        server.close()
+    assert status == 204
+    assert connected == [("93.184.216.34", 443)]
+    assert server.seen == [("hooks.example.com", "hooks.example.com")]
+
+
+def test_https_refuses_a_certificate_for_another_name(tmp_path):
+    import ssl
+
+    cert_file, key_file = _certificate(tmp_path, "attacker.example.net")
+    server = _TlsReceiver(cert_file, key_file)
+    try:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            webhooks.post(
+                "https://hooks.example.com/sfn", b"{}", {}, 5.0, resolver=resolver_for("93.184.216.34"),
+                connector=_via_loopback(server.port, []), tls=ssl.create_default_context(cafile=str(cert_file)),
+            )
+    finally:
+        server.close()
+    assert server.seen == []
