@@ -256,13 +256,35 @@ def post(url: str, body: bytes, headers: dict, timeout: float, allow_local: bool
     else:
         connection = _PinnedHTTPConnection(parts.hostname, port, address, timeout, connector)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    # The socket timeout bounds each read, not the answer: a receiver dripping a byte at a
+    # time would hold the invocation until Lambda kills it. The watchdog ends the attempt.
+    expired = threading.Event()
+    watchdog = threading.Timer(timeout, _abort, (connection, expired))
+    watchdog.daemon = True
+    watchdog.start()
     try:
         connection.request("POST", path, body=body, headers=headers)
         response = connection.getresponse()
         response.read(MAX_RESPONSE_BYTES)
         return response.status, response.getheader("Location")
+    except (OSError, http.client.HTTPException) as err:
+        if expired.is_set():
+            raise TimeoutError(f"no complete answer within {timeout:.1f} s") from err
+        raise
     finally:
+        watchdog.cancel()
         connection.close()
+
+
+def _abort(connection, expired: threading.Event) -> None:
+    expired.set()
+    sock = connection.sock
+    if sock is not None:
+        try:
+            # shutdown() wakes a thread blocked in recv(); close() alone may not.
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def deliver(subscription: WebhookSubscription, body: bytes, message_id: str, deadline: float,

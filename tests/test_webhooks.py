@@ -271,7 +271,7 @@ def test_a_receiver_that_never_answers_fails_within_the_budget(monkeypatch):
         outcome = deliver_to(receiver, monkeypatch, budget=2.5)
         elapsed = time.monotonic() - started
     assert outcome.result == "failed" and outcome.attempts >= 2
-    assert "timed out" in outcome.error
+    assert outcome.error.startswith("TimeoutError")
     assert elapsed < 2.6
 
 
@@ -530,3 +530,34 @@ def test_https_refuses_a_certificate_for_another_name(tmp_path):
     finally:
         server.close()
     assert server.seen == []
+
+
+def test_a_receiver_dripping_its_answer_is_cut_off_at_the_attempt_timeout():
+    import threading
+
+    # Given a receiver that answers one byte every 0.2 s, for ever
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip():
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            while not stop.is_set():
+                try:
+                    connection.sendall(b"H")
+                except OSError:
+                    return
+                time.sleep(0.2)
+
+    threading.Thread(target=drip, daemon=True).start()
+    started = time.monotonic()
+    try:
+        # When the gateway posts with a 1 s timeout
+        with pytest.raises(TimeoutError, match="no complete answer within 1.0 s"):
+            webhooks.post(f"http://127.0.0.1:{listener.getsockname()[1]}/x", b"{}", {}, 1.0, allow_local=True)
+    finally:
+        stop.set()
+        listener.close()
+    # Then the attempt ends at the timeout, although every single read was quick
+    assert time.monotonic() - started < 1.5
