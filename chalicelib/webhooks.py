@@ -368,7 +368,13 @@ def deliver_status_change(event: dict, context=None, send=post, clock=time.monot
         return []
     deadline = _deadline(context, clock)
     message_id = webhook_id(event)
-    body = json.dumps(execution_description(detail, config.registry), separators=(",", ":")).encode()
+    try:
+        body = json.dumps(execution_description(detail, config.registry), separators=(",", ":")).encode()
+    except GatewayError as err:
+        # DescribeExecution failed: nothing was sent; the failure record keeps the event for a replay.
+        for subscription in subscriptions:
+            _log(Outcome(subscription.id, "failed", 0, error=f"{type(err).__name__}: {err}"), message_id, detail)
+        raise
     # One thread per receiver, so a receiver that never answers cannot starve the others.
     with ThreadPoolExecutor(max_workers=len(subscriptions)) as pool:
         outcomes = list(pool.map(

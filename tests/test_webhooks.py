@@ -11,7 +11,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from chalicelib import factory, webhooks
 from chalicelib.config import config_from_environ, get_config
-from chalicelib.errors import GatewayMisconfigured
+from chalicelib.errors import ExecutionNotFound, GatewayMisconfigured
 from local.receiver import HANG, Receiver
 from tests.conftest import ORDERS_ARN, TEST_STATE_MACHINES, execution_arn
 
@@ -561,3 +561,16 @@ def test_a_receiver_dripping_its_answer_is_cut_off_at_the_attempt_timeout():
         listener.close()
     # Then the attempt ends at the timeout, although every single read was quick
     assert time.monotonic() - started < 1.5
+
+
+def test_a_describe_execution_failure_is_logged_per_subscription_and_raised(monkeypatch, stub, caplog):
+    # Given an event whose output EventBridge left out, and a Step Functions that answers with an error
+    stage(monkeypatch, subscription_entry(url="https://billing.example.com/hooks"))
+    stub.add_client_error("describe_execution", "ExecutionDoesNotExist", expected_params={"executionArn": execution_arn("orders", "run-1")})
+    event = status_change(output=None, outputDetails={"included": False})
+    # When the handler runs, then it raises (so Lambda's failure path keeps the event) and logs who missed it
+    with pytest.raises(ExecutionNotFound):
+        webhooks.deliver_status_change(event, send=lambda *args: pytest.fail("nothing may be sent"))
+    [record] = [json.loads(r.message) for r in caplog.records if r.name == "sfn_gateway.webhooks"]
+    assert (record["subscriptionId"], record["result"], record["executionArn"]) == ("billing", "failed", execution_arn("orders", "run-1"))
+    assert "ExecutionNotFound" in record["error"]
