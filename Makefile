@@ -38,8 +38,8 @@ package-check: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench.run_all
 
-# Deployable templates of one stage, with the webhooks' failure destination (SQS) when the stage
-# has WEBHOOKS: make package STAGE=dev -> build/dev/sam (SAM) and build/dev/terraform.
+# Deployable templates of one stage (tools/package.py: chalice package plus what Chalice leaves out,
+# e.g. the webhooks' SQS failure destination): make package STAGE=dev -> build/dev/sam, build/dev/terraform.
 .PHONY: package
 STAGE ?= dev
 package: $(STAMP)

@@ -100,8 +100,7 @@ def handler_overhead() -> list[str]:
     from chalicelib import factory
 
     client = boto3.client("stepfunctions", region_name="us-east-1")
-    factory.get_sfn_client = lambda: client
-    factory.get_sync_sfn_client = lambda: client
+    factory.get_sfn_client = lambda read_timeout=None: client
     event = proxy_event(EXECUTION_ARN.replace(":", "%3A"))
     context = _Context()
 
@@ -138,7 +137,7 @@ def _gateway_alone(app, factory, event, context) -> tuple[float, float]:
     """Per-request ms of Chalice + gateway code alone, with and without the access log line."""
     import logging
 
-    factory.get_sfn_client = _CannedClient
+    factory.get_sfn_client = lambda read_timeout=None: _CannedClient()
     access_log = logging.getLogger("sfn_gateway.access")
 
     def per_call():

@@ -7,20 +7,14 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from chalicelib.budget import API_GATEWAY_TIMEOUT_SECONDS
 from chalicelib.errors import GatewayError, GatewayMisconfigured
-from chalicelib.registry import StateMachine, StateMachineRegistry
+from chalicelib.registry import KMS_KEY_ARN, STATE_MACHINE_ARN, StateMachine, StateMachineRegistry
 from chalicelib.ssrf import is_ip_literal, is_public_address
 
-# API Gateway ends every integration after 29 s; the whole Step Functions call,
-# retries included, must finish well before that.
-API_GATEWAY_TIMEOUT_SECONDS = 29
-
-_STATE_MACHINE_ARN = re.compile(
-    r"^arn:(?P<partition>aws[a-z-]*):states:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"
-    r"stateMachine:(?P<name>[^:\s]{1,80})$"
-)
 _STATE_MACHINE_TYPES = ("STANDARD", "EXPRESS")
-_STATE_MACHINE_KEYS = {"arn", "type", "passCallerContext"}
+_STATE_MACHINE_KEYS = {"arn", "type", "passCallerContext", "kmsKeyArn"}
+_METRICS_NAMESPACE = re.compile(r"^[A-Za-z0-9.\-_/#:]{1,255}$")
 
 
 @dataclass(frozen=True)
@@ -35,7 +29,7 @@ class GatewayConfig:
     max_attempts: int
     sync_read_timeout: float
     task_routes: bool
-    cors_allow_origin: str | None
+    metrics_namespace: str | None
     webhooks: tuple = ()
     webhooks_allow_local: bool = False
 
@@ -51,10 +45,11 @@ def _parse_state_machine(name: str, entry: object) -> StateMachine:
     if unknown:
         raise _fail(f'STATE_MACHINES["{name}"] has unknown keys {sorted(unknown)}.')
     arn = entry.get("arn")
-    if not isinstance(arn, str) or not _STATE_MACHINE_ARN.match(arn):
+    if not isinstance(arn, str) or not STATE_MACHINE_ARN.match(arn):
         raise _fail(
             f'STATE_MACHINES["{name}"].arn must be a state machine ARN like '
-            f'"arn:aws:states:us-east-1:123456789012:stateMachine:orders", got {arn!r}.'
+            f'"arn:aws:states:us-east-1:123456789012:stateMachine:orders", optionally with a version '
+            f'(":3") or an alias (":live"), got {arn!r}.'
         )
     sm_type = entry.get("type", "STANDARD")
     if sm_type not in _STATE_MACHINE_TYPES:
@@ -62,7 +57,15 @@ def _parse_state_machine(name: str, entry: object) -> StateMachine:
     pass_caller = entry.get("passCallerContext", False)
     if not isinstance(pass_caller, bool):
         raise _fail(f'STATE_MACHINES["{name}"].passCallerContext must be true or false.')
-    return StateMachine(name=name, arn=arn, type=sm_type, pass_caller_context=pass_caller)
+    kms_key_arn = entry.get("kmsKeyArn")
+    if kms_key_arn is not None and not (isinstance(kms_key_arn, str) and KMS_KEY_ARN.match(kms_key_arn)):
+        raise _fail(
+            f'STATE_MACHINES["{name}"].kmsKeyArn must be a KMS key ARN like '
+            f'"arn:aws:kms:us-east-1:123456789012:key/<key id>", got {kms_key_arn!r}.'
+        )
+    return StateMachine(
+        name=name, arn=arn, type=sm_type, pass_caller_context=pass_caller, kms_key_arn=kms_key_arn
+    )
 
 
 def parse_state_machines(raw: str | None) -> StateMachineRegistry:
@@ -95,11 +98,20 @@ def _number(environ, key: str, default: float, cast=float):
     return value
 
 
-def _switch(environ, key: str) -> bool:
-    raw = (environ.get(key) or "on").lower()
+def _switch(environ, key: str, default: str) -> bool:
+    raw = (environ.get(key) or default).lower()
     if raw not in ("on", "off"):
         raise _fail(f"{key} must be on or off, got {raw!r}.")
     return raw == "on"
+
+
+def _metrics_namespace(environ) -> str | None:
+    if not _switch(environ, "METRICS", "on"):
+        return None
+    namespace = environ.get("METRICS_NAMESPACE") or "sfn-gateway"
+    if not _METRICS_NAMESPACE.match(namespace):
+        raise _fail(f"METRICS_NAMESPACE must be 1-255 of A-Z a-z 0-9 . - _ / # :, got {namespace!r}.")
+    return namespace
 
 
 def config_from_environ(environ) -> GatewayConfig:
@@ -112,9 +124,12 @@ def config_from_environ(environ) -> GatewayConfig:
         read_timeout=_number(environ, "SFN_READ_TIMEOUT", 6.0),
         max_attempts=_number(environ, "SFN_MAX_ATTEMPTS", 3, cast=int),
         sync_read_timeout=_number(environ, "SFN_SYNC_READ_TIMEOUT", 25.0),
-        task_routes=_switch(environ, "TASK_ROUTES"),
-        cors_allow_origin=environ.get("CORS_ALLOW_ORIGIN") or None,
-        webhooks_allow_local=_webhooks_allow_local(environ),
+        # Task tokens are bearer capabilities for ANY workflow in the account: opt in.
+        task_routes=_switch(environ, "TASK_ROUTES", "off"),
+        metrics_namespace=_metrics_namespace(environ),
+        # Only the local stage sets this: http:// and loopback/private receivers (the demo
+        # receiver on 127.0.0.1). Every deployed stage keeps the SSRF guard.
+        webhooks_allow_local=_switch(environ, "WEBHOOKS_ALLOW_LOCAL", "off"),
     )
     # Subscriptions name state machines, so they are read once the allow-list exists.
     config = dataclasses.replace(
@@ -141,7 +156,6 @@ _WEBHOOK_KEYS = {"id", "url", "stateMachines", "statuses", "secretParameter", "k
 _WEBHOOK_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # SSM parameter names: letters, digits, _.-/ (https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-paramstore-su-create.html).
 _PARAMETER_NAME = re.compile(r"^/?[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
-_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
 
 
 @dataclass(frozen=True)
@@ -154,15 +168,6 @@ class WebhookSubscription:
     statuses: tuple
     secret_parameter: str
     kms_key_arn: str | None = None
-
-
-def _webhooks_allow_local(environ) -> bool:
-    # Only the local stage sets this: http:// and loopback/private receivers (the demo
-    # receiver on 127.0.0.1). Every deployed stage keeps the SSRF guard.
-    raw = (environ.get("WEBHOOKS_ALLOW_LOCAL") or "off").lower()
-    if raw not in ("on", "off"):
-        raise _fail(f"WEBHOOKS_ALLOW_LOCAL must be on or off, got {raw!r}.")
-    return raw == "on"
 
 
 def _webhook_url(where: str, url: object, allow_local: bool) -> str:
@@ -192,7 +197,8 @@ def _webhook_machines(where: str, names: object, registry: StateMachineRegistry)
         if machine.is_express:
             raise _fail(f"{where}.stateMachines names {name!r}, an EXPRESS machine: Step Functions publishes "
                         "status-change events for STANDARD workflows only.")
-        arns.append(machine.arn)
+        # Status-change events name the state machine itself, also for runs of a version or alias.
+        arns.append(machine.unqualified_arn)
     return tuple(sorted(set(arns)))
 
 
@@ -216,7 +222,7 @@ def _parse_webhook(index: int, entry: object, registry: StateMachineRegistry, al
         raise _fail(f"{where}.secretParameter must be an SSM parameter name such as "
                     f'"/sfn-gateway/prod/webhooks/{subscription_id}", got {parameter!r}.')
     kms_key_arn = entry.get("kmsKeyArn")
-    if kms_key_arn is not None and (not isinstance(kms_key_arn, str) or not _KMS_KEY_ARN.match(kms_key_arn)):
+    if kms_key_arn is not None and (not isinstance(kms_key_arn, str) or not KMS_KEY_ARN.match(kms_key_arn)):
         raise _fail(f"{where}.kmsKeyArn must be the ARN of the KMS key encrypting the parameter, got {kms_key_arn!r}.")
     return WebhookSubscription(
         id=subscription_id,

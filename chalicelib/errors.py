@@ -1,7 +1,14 @@
 """Domain errors, and the one table that maps them (and Step Functions' errors) to HTTP."""
 import logging
 
-from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    ReadTimeoutError,
+)
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from chalice import ChaliceUnhandledError, Response
 
@@ -66,16 +73,28 @@ class TaskTimedOut(GatewayError):
     """The task the token belongs to has timed out."""
 
 
+class StateMachineDeleting(GatewayError):
+    """The state machine is being deleted and starts nothing new."""
+
+
+class ExecutionLimitExceeded(GatewayError):
+    """The account's quota of open executions is used up (a quota, not a rate)."""
+
+
+class KmsAccessDenied(GatewayError):
+    """The gateway's role may not use the state machine's KMS key."""
+
+
+class KmsKeyUnavailable(GatewayError):
+    """The state machine's KMS key is disabled or pending deletion."""
+
+
 class ExecutionNotRedrivable(GatewayError):
     """The execution cannot be redriven."""
 
 
 class TaskRoutesDisabled(GatewayError):
     """This stage has turned the task-token routes off."""
-
-
-class CorsDisabled(GatewayError):
-    """This stage does not allow cross-origin requests."""
 
 
 class NotImplementedByBackend(GatewayError):
@@ -114,7 +133,13 @@ _SFN_ERRORS = {
     "InvalidOutput": InvalidOutput,
     "ValidationException": ValidationError,
     "ThrottlingException": Throttled,
-    "ExecutionLimitExceeded": Throttled,
+    "KmsThrottlingException": Throttled,
+    "ExecutionLimitExceeded": ExecutionLimitExceeded,
+    "StateMachineDeleting": StateMachineDeleting,
+    "KmsAccessDeniedException": KmsAccessDenied,
+    "KmsInvalidStateException": KmsKeyUnavailable,
+    # A version or alias that does not exist (Step Functions' own word for it).
+    "ResourceNotFound": StateMachineNotFound,
     "StateMachineTypeNotSupported": StateMachineTypeNotSupported,
     "TaskDoesNotExist": TaskNotFound,
     "TaskTimedOut": TaskTimedOut,
@@ -134,18 +159,45 @@ _HTTP_STATUS = {
     ExecutionNotFound: (404, None),
     TaskNotFound: (404, None),
     TaskRoutesDisabled: (404, None),
-    CorsDisabled: (404, None),
     ExecutionAlreadyExists: (409, None),
+    StateMachineDeleting: (409, None),
     ExecutionNotRedrivable: (409, None),
     TaskTimedOut: (410, None),
     InputTooLarge: (413, None),
     Throttled: (429, 1),
+    # Open executions end in their own time: no retry interval is honest.
+    ExecutionLimitExceeded: (429, None),
     GatewayMisconfigured: (500, None),
+    KmsAccessDenied: (500, None),
     NotImplementedByBackend: (501, None),
     BackendError: (502, None),
     BackendUnavailable: (503, 5),
+    KmsKeyUnavailable: (503, None),
     BackendTimeout: (504, None),
 }
+
+
+# Step Functions' own words do not say what to do for these; the gateway's do.
+_GUIDANCE = {
+    "InvalidToken": "The task token is malformed or unknown to Step Functions; send it exactly as the workflow "
+                    "received it (from $$.Task.Token).",
+    "TaskTimedOut": "The task this token belongs to is closed: it was already answered, timed out, or its "
+                    "execution ended. Nothing is waiting for an answer any more.",
+    "TaskDoesNotExist": "No task is waiting on this token; check that the workflow reached its waiting state.",
+    "ExecutionLimitExceeded": "The account's quota of open executions is reached; start again once running "
+                              "executions end, or ask AWS to raise the quota.",
+    "StateMachineDeleting": "The state machine is being deleted and accepts no new executions.",
+    "KmsAccessDeniedException": "The gateway's role may not use the state machine's KMS key: set kmsKeyArn for it "
+                                "in STATE_MACHINES and regenerate the policy (make policy).",
+    "KmsInvalidStateException": "The state machine's KMS key is disabled or pending deletion; re-enable it.",
+}
+_CONFIGURATION_ERRORS = (NoCredentialsError, PartialCredentialsError, NoRegionError)
+
+
+def _message(code: str, message: str) -> str:
+    if code not in _GUIDANCE:
+        return message
+    return f"{_GUIDANCE[code]} (Step Functions: {message})"
 
 
 def translate_backend_error(err: Exception) -> GatewayError:
@@ -154,7 +206,7 @@ def translate_backend_error(err: Exception) -> GatewayError:
         code = err.response.get("Error", {}).get("Code", "")
         message = err.response.get("Error", {}).get("Message") or code
         if code in _SFN_ERRORS:
-            return _SFN_ERRORS[code](message)
+            return _SFN_ERRORS[code](_message(code, message))
         if code in ("UnknownOperationException", "InvalidAction", "NotImplemented"):
             return NotImplementedByBackend(
                 f"The Step Functions endpoint does not implement this operation ({code})."
@@ -166,6 +218,13 @@ def translate_backend_error(err: Exception) -> GatewayError:
         )
     if isinstance(err, ReadTimeoutError):
         return BackendTimeout("Step Functions did not answer in time; the call may still take effect.")
+    if isinstance(err, _CONFIGURATION_ERRORS):
+        # Retrying cannot help: the function has no credentials or region.
+        LOG.error("Gateway cannot call Step Functions: %s", err)
+        return GatewayMisconfigured(
+            f"The gateway cannot sign calls to Step Functions ({type(err).__name__}): give its Lambda function "
+            "a role, or set AWS credentials and a region when running it elsewhere."
+        )
     if isinstance(err, BotoConnectionError):
         return BackendUnavailable("Step Functions could not be reached; retry later.")
     if isinstance(err, BotoCoreError):

@@ -1,10 +1,13 @@
-"""The one place that creates AWS clients (lazily, once, with the stage's timeouts) and the gateway over them."""
+"""The one place that creates AWS clients (lazily, once per read timeout) and the gateway over them."""
 import functools
 
+from chalicelib import budget
 from chalicelib.config import get_config
 
 
-def _build_client(read_timeout: float, max_attempts: int):
+@functools.cache
+def get_sfn_client(read_timeout: float | None = None):
+    """The cached Step Functions client with this read timeout (default: SFN_READ_TIMEOUT)."""
     # Imported here so that importing the app stays cheap for cold starts and tests.
     import boto3
     from botocore.config import Config
@@ -16,8 +19,10 @@ def _build_client(read_timeout: float, max_attempts: int):
         endpoint_url=config.endpoint_url,
         config=Config(
             connect_timeout=config.connect_timeout,
-            read_timeout=read_timeout,
-            retries={"mode": "standard", "total_max_attempts": max_attempts},
+            read_timeout=read_timeout or config.read_timeout,
+            # The gateway retries itself (chalicelib/retry.py), so that no attempt or
+            # back-off outlasts the request's time budget.
+            retries={"mode": "standard", "total_max_attempts": 1},
             # boto3 sends StartSyncExecution to "sync-<host>", which a custom
             # endpoint such as the local engine does not answer.
             inject_host_prefix=config.endpoint_url is None,
@@ -25,29 +30,11 @@ def _build_client(read_timeout: float, max_attempts: int):
     )
 
 
-@functools.cache
-def get_sfn_client():
-    """The cached Step Functions client for this stage."""
-    config = get_config()
-    return _build_client(config.read_timeout, config.max_attempts)
-
-
-@functools.cache
-def get_sync_sfn_client():
-    """The cached client for StartSyncExecution: a long read timeout and no retries."""
-    # A retried StartSyncExecution would run the Express workflow again: Express
-    # executions have no name-based idempotency.
-    return _build_client(get_config().sync_read_timeout, 1)
-
-
 def get_gateway():
-    """The Step Functions gateway for this request, over the cached clients."""
+    """The Step Functions gateway for this request, over the cached clients and within its budget."""
     from chalicelib.service import StepFunctionsGateway
 
-    config = get_config()
-    return StepFunctionsGateway(
-        get_sfn_client(), config.registry, sync_client=get_sync_sfn_client, task_routes=config.task_routes
-    )
+    return StepFunctionsGateway(get_sfn_client, get_config(), budget.current())
 
 
 @functools.cache

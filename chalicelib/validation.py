@@ -1,14 +1,16 @@
 """Request validation: one rule per field, applied the same way to bodies and query strings."""
-import json
 import re
 import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from chalicelib.errors import InputTooLarge, InvalidName, ValidationError
+from chalicelib.serialization import JsonValueError, dumps, loads
 
 # Step Functions' payload limit for execution input and task output (UTF-8 bytes).
 MAX_PAYLOAD_BYTES = 262_144
+# Lambda refuses a synchronous response document over 6 MiB.
+MAX_RESPONSE_BYTES = 6 * 1024 * 1024
 EXECUTION_STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
 # Step Functions' name rules: 1-80 characters, none of these, no whitespace or control characters.
 _NAME_FORBIDDEN_CHARACTERS = r'\s<>{}\[\]?*"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f'
@@ -18,6 +20,7 @@ NAME_PATTERN = f"[^{_NAME_FORBIDDEN_CHARACTERS}]{{1,80}}"
 # anything larger cannot fit and is refused before it is parsed.
 MAX_BODY_BYTES = 4 * MAX_PAYLOAD_BYTES
 _NAME_MAX_LENGTH = 80
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -28,12 +31,20 @@ class Field:
     required: bool = False
 
 
+def _reject_lone_surrogates(field: str, value: str) -> None:
+    # JSON's \ud800 escape yields a lone surrogate, which has no UTF-8 form and
+    # would fail later, inside botocore, as a 500.
+    if _LONE_SURROGATE.search(value):
+        raise ValidationError(f"{field} contains a lone UTF-16 surrogate (e.g. \\ud800), which is not valid Unicode text.")
+
+
 def _string(max_length: int, min_length: int = 1):
     def parse(field, value):
         if not isinstance(value, str):
             raise ValidationError(f"{field} must be a string.")
         if not min_length <= len(value) <= max_length:
             raise ValidationError(f"{field} must be {min_length} to {max_length} characters long.")
+        _reject_lone_surrogates(field, value)
         return value
 
     return parse
@@ -77,6 +88,8 @@ def execution_name(field, value):
         raise InvalidName(f"{field} must be a string.")
     if not 1 <= len(value) <= _NAME_MAX_LENGTH:
         raise InvalidName(f"{field} must be 1 to {_NAME_MAX_LENGTH} characters long.")
+    if _LONE_SURROGATE.search(value):
+        raise InvalidName(f"{field} contains a lone UTF-16 surrogate, which is not valid Unicode text.")
     bad = _NAME_FORBIDDEN.search(value)
     if bad:
         raise InvalidName(
@@ -103,7 +116,8 @@ LIST_EXECUTIONS_QUERY = {
 }
 HISTORY_QUERY = {
     "limit": Field(_integer(1, 1000)),
-    "nextToken": Field(_string(3096)),
+    # Step Functions' tokens are at most 3096 characters; a shortened page's token wraps one.
+    "nextToken": Field(_string(4200)),
     "reverse": Field(_boolean),
 }
 WAIT_QUERY = {
@@ -140,10 +154,6 @@ def _reject_duplicate_keys(pairs):
     return dict(pairs)
 
 
-def _reject_constant(name):
-    raise ValidationError(f"The request body contains {name}, which is not valid JSON.")
-
-
 def parse_body(raw: bytes | None, rules: dict) -> dict:
     """Parse a JSON object body strictly and validate it; an empty body is {}."""
     if not raw:
@@ -154,14 +164,13 @@ def parse_body(raw: bytes | None, rules: dict) -> dict:
             f"(Step Functions payloads are at most {MAX_PAYLOAD_BYTES} bytes)."
         )
     try:
-        text = raw.decode("utf-8")
-        document = json.loads(
-            text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant
-        )
+        document = loads(raw.decode("utf-8"), object_pairs_hook=_reject_duplicate_keys)
     except UnicodeDecodeError as err:
         raise ValidationError("The request body is not valid UTF-8.") from err
     except RecursionError as err:
         raise ValidationError("The request body is nested too deeply.") from err
+    except JsonValueError as err:
+        raise ValidationError(f"The request body contains {err}.") from err
     except ValueError as err:
         raise ValidationError(f"The request body is not valid JSON: {err}.") from err
     if not isinstance(document, dict):
@@ -185,8 +194,15 @@ def serialize_payload(value: Any, field: str) -> str:
     """Serialise a JSON value for Step Functions, enforcing the 256 KiB limit."""
     # Sorted keys make retries with the same input byte-identical, which Step
     # Functions' name-based idempotency compares.
-    text = json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-    size = len(text.encode("utf-8"))
+    try:
+        text = dumps(value, sort_keys=True)
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as err:
+        raise ValidationError(
+            f"{field} contains a lone UTF-16 surrogate (e.g. \\ud800), which is not valid Unicode text."
+        ) from err
+    except RecursionError as err:
+        raise ValidationError(f"{field} is nested too deeply.") from err
     if size > MAX_PAYLOAD_BYTES:
         raise InputTooLarge(
             f"{field} is {size} bytes once serialised; Step Functions accepts at most {MAX_PAYLOAD_BYTES}."

@@ -26,7 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib import factory
 from chalicelib.config import WebhookSubscription, config_from_environ, get_config
 from chalicelib.errors import GatewayError, GatewayMisconfigured
-from chalicelib.serialization import to_json_ready
+from chalicelib.serialization import dumps, to_json_ready
 from chalicelib.ssrf import is_public_address
 
 EVENT_SOURCE = "aws.states"
@@ -110,10 +110,11 @@ def _event_date(milliseconds):
 
 def execution_description(detail: dict, registry, describe=None) -> dict:
     """The execution as GET /executions/{arn} describes it, built from the event's detail."""
-    machine = registry.resolve(detail["stateMachineArn"])
+    # The entry GET /executions/{arn} would name (the unqualified machine before a version or alias).
+    machine = registry.for_execution(detail["executionArn"])
     description = to_json_ready({
         "executionArn": detail["executionArn"],
-        "stateMachineArn": machine.arn,
+        "stateMachineArn": detail["stateMachineArn"],
         "stateMachine": machine.name,
         "name": detail.get("name"),
         "status": detail.get("status"),
@@ -369,7 +370,8 @@ def deliver_status_change(event: dict, context=None, send=post, clock=time.monot
     deadline = _deadline(context, clock)
     message_id = webhook_id(event)
     try:
-        body = json.dumps(execution_description(detail, config.registry), separators=(",", ":")).encode()
+        # The gateway's own writer: numbers in input/output go out exactly as they came in.
+        body = dumps(execution_description(detail, config.registry)).encode()
     except GatewayError as err:
         # DescribeExecution failed: nothing was sent; the failure record keeps the event for a replay.
         for subscription in subscriptions:

@@ -1,5 +1,8 @@
 """Shared fixtures: a chalice test client on a test stage, and a stubbed Step Functions client."""
+import importlib
+import importlib.util
 import json
+from pathlib import Path
 
 import boto3
 import pytest
@@ -43,11 +46,9 @@ def fresh_caches():
     """Configuration and clients are cached per process; every test starts clean."""
     get_config.cache_clear()
     factory.get_sfn_client.cache_clear()
-    factory.get_sync_sfn_client.cache_clear()
     yield
     get_config.cache_clear()
     factory.get_sfn_client.cache_clear()
-    factory.get_sync_sfn_client.cache_clear()
 
 
 @pytest.fixture
@@ -63,7 +64,7 @@ def aws_credentials(monkeypatch):
 def make_client(tmp_path, aws_credentials):
     """Build a chalice test client whose 'test' stage has the given environment."""
 
-    def build(state_machines=None, **environment):
+    def build(state_machines=None, application=None, **environment):
         variables = {"STATE_MACHINES": json.dumps(state_machines or TEST_STATE_MACHINES)}
         variables.update(environment)
         chalice_dir = tmp_path / ".chalice"
@@ -77,7 +78,7 @@ def make_client(tmp_path, aws_credentials):
                 }
             )
         )
-        return Client(app, stage_name="test", project_dir=str(tmp_path))
+        return Client(application or app, stage_name="test", project_dir=str(tmp_path))
 
     return build
 
@@ -87,8 +88,7 @@ def stub(monkeypatch, aws_credentials):
     """A botocore Stubber on the client the app uses; every queued response must be used."""
     client = boto3.client("stepfunctions", region_name="us-east-1")
     with Stubber(client) as stubber:
-        monkeypatch.setattr(factory, "get_sfn_client", lambda: client)
-        monkeypatch.setattr(factory, "get_sync_sfn_client", lambda: client)
+        monkeypatch.setattr(factory, "get_sfn_client", lambda read_timeout=None: client)
         yield stubber
         stubber.assert_no_pending_responses()
 
@@ -98,3 +98,23 @@ def client(make_client):
     """A chalice test client on the default test allow-list."""
     with make_client() as test_client:
         yield test_client
+
+
+@pytest.fixture
+def import_app(monkeypatch):
+    """Import app.py anew under import-time stage variables (as chalice package/deploy/local do)."""
+    from chalicelib import cors
+
+    def build(**environment):
+        for key, value in environment.items():
+            monkeypatch.setenv(key, value)
+        importlib.reload(cors)
+        # A module of its own, so the app every other test imported keeps its globals.
+        spec = importlib.util.spec_from_file_location("app_under_test", Path(__file__).parent.parent / "app.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.app
+
+    yield build
+    monkeypatch.undo()
+    importlib.reload(cors)

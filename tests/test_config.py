@@ -93,7 +93,8 @@ def test_client_factory_applies_timeouts_retries_and_custom_endpoint(monkeypatch
     assert client.meta.endpoint_url == "http://127.0.0.1:8083"
     assert client.meta.config.connect_timeout == 2.0
     assert client.meta.config.read_timeout == 6.0
-    assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 3}
+    # The gateway retries itself, inside the request's time budget (chalicelib/retry.py).
+    assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 1}
     assert client.meta.config.inject_host_prefix is False
 
 
@@ -105,19 +106,46 @@ def test_client_factory_keeps_host_prefix_for_aws_endpoints(monkeypatch, aws_cre
     assert client.meta.config.inject_host_prefix is True
 
 
-def test_task_routes_cors_and_sync_timeout_have_safe_defaults():
+def test_task_routes_metrics_and_sync_timeout_have_safe_defaults():
     config = config_from_environ(environ())
-    assert (config.task_routes, config.cors_allow_origin, config.sync_read_timeout) == (True, None, 25.0)
+    assert (config.task_routes, config.metrics_namespace, config.sync_read_timeout) == (False, "sfn-gateway", 25.0)
 
 
-def test_task_routes_off_and_cors_origin_are_read():
-    config = config_from_environ(environ(TASK_ROUTES="OFF", CORS_ALLOW_ORIGIN="https://app.example.com"))
-    assert (config.task_routes, config.cors_allow_origin) == (False, "https://app.example.com")
+def test_task_routes_on_and_metrics_settings_are_read():
+    config = config_from_environ(environ(TASK_ROUTES="ON", METRICS_NAMESPACE="team/sfn"))
+    assert (config.task_routes, config.metrics_namespace) == (True, "team/sfn")
+    assert config_from_environ(environ(METRICS="off")).metrics_namespace is None
+
+
+@pytest.mark.parametrize(
+    "entry, fragment",
+    [
+        ({"arn": "arn:aws:states:us-east-1:123456789012:stateMachine:orders:live:extra"}, "optionally with a version"),
+        ({"arn": "arn:aws:states:us-east-1:123456789012:stateMachine:orders", "kmsKeyArn": "alias/mine"},
+         "kmsKeyArn must be a KMS key ARN"),
+    ],
+)
+def test_bad_qualified_arns_and_kms_keys_name_the_fix(entry, fragment):
+    with pytest.raises(GatewayMisconfigured) as raised:
+        config_from_environ(environ(STATE_MACHINES=json.dumps({"orders": entry})))
+    assert fragment in str(raised.value)
+
+
+def test_versions_aliases_and_kms_keys_are_accepted():
+    arn = "arn:aws:states:us-east-1:123456789012:stateMachine:orders"
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    machines = {"orders": {"arn": arn}, "orders-live": {"arn": arn + ":live", "kmsKeyArn": key},
+                "orders-v3": {"arn": arn + ":3"}}
+    registry = config_from_environ(environ(STATE_MACHINES=json.dumps(machines))).registry
+    assert registry.resolve("orders-live").qualifier == "live"
+    assert registry.resolve("orders-live").kms_key_arn == key
+    assert registry.resolve("orders-v3").unqualified_arn == arn
 
 
 @pytest.mark.parametrize(
     "overrides, fragment",
-    [({"TASK_ROUTES": "maybe"}, "on or off"), ({"SFN_SYNC_READ_TIMEOUT": "28"}, "SFN_SYNC_READ_TIMEOUT must stay under")],
+    [({"TASK_ROUTES": "maybe"}, "on or off"), ({"SFN_SYNC_READ_TIMEOUT": "28"}, "SFN_SYNC_READ_TIMEOUT must stay under"),
+     ({"METRICS_NAMESPACE": "no spaces allowed"}, "METRICS_NAMESPACE must be")],
 )
 def test_bad_switches_and_sync_timeout_fail_fast(overrides, fragment):
     with pytest.raises(GatewayMisconfigured) as raised:
@@ -125,8 +153,9 @@ def test_bad_switches_and_sync_timeout_fail_fast(overrides, fragment):
     assert fragment in str(raised.value)
 
 
-def test_sync_client_never_retries_and_waits_longer(monkeypatch, aws_credentials):
+def test_clients_are_cached_per_read_timeout(monkeypatch, aws_credentials):
     monkeypatch.setenv("STATE_MACHINES", json.dumps(TEST_STATE_MACHINES))
-    client = factory.get_sync_sfn_client()
-    assert client.meta.config.read_timeout == 25.0
-    assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 1}
+    long_reads = factory.get_sfn_client(25.0)
+    assert long_reads is factory.get_sfn_client(25.0) is not factory.get_sfn_client()
+    assert long_reads.meta.config.read_timeout == 25.0
+    assert long_reads.meta.config.retries == {"mode": "standard", "total_max_attempts": 1}

@@ -111,23 +111,30 @@ def test_wait_on_express_execution_returns_400(client, stub):
 # --- task tokens -----------------------------------------------------------------------------
 
 
-def test_task_success_sends_the_output(client, stub):
+@pytest.fixture
+def task_client(make_client):
+    """A test client on a stage that opted in to the task-token routes."""
+    with make_client(TASK_ROUTES="on") as test_client:
+        yield test_client
+
+
+def test_task_success_sends_the_output(task_client, stub):
     stub.add_response("send_task_success", {}, {"taskToken": "tok", "output": '{"approved":true}'})
-    response = post_json(client, "/tasks/success", {"taskToken": "tok", "output": {"approved": True}})
+    response = post_json(task_client, "/tasks/success", {"taskToken": "tok", "output": {"approved": True}})
     assert response.status_code == 200
     assert response.json_body == {}
 
 
-def test_task_failure_sends_error_and_cause(client, stub):
+def test_task_failure_sends_error_and_cause(task_client, stub):
     stub.add_response("send_task_failure", {}, {"taskToken": "tok", "error": "Rejected", "cause": "no budget"})
-    response = post_json(client, "/tasks/failure", {"taskToken": "tok", "error": "Rejected", "cause": "no budget"})
+    response = post_json(task_client, "/tasks/failure", {"taskToken": "tok", "error": "Rejected", "cause": "no budget"})
     assert response.status_code == 200
     assert response.json_body == {}
 
 
-def test_task_heartbeat_is_forwarded(client, stub):
+def test_task_heartbeat_is_forwarded(task_client, stub):
     stub.add_response("send_task_heartbeat", {}, {"taskToken": "tok"})
-    response = post_json(client, "/tasks/heartbeat", {"taskToken": "tok"})
+    response = post_json(task_client, "/tasks/heartbeat", {"taskToken": "tok"})
     assert response.status_code == 200
     assert response.json_body == {}
 
@@ -137,9 +144,9 @@ def test_task_heartbeat_is_forwarded(client, stub):
     [("TaskDoesNotExist", 404, "TaskNotFound"), ("TaskTimedOut", 410, "TaskTimedOut"),
      ("InvalidToken", 400, "InvalidToken"), ("InvalidOutput", 400, "InvalidOutput")],
 )
-def test_task_success_maps_step_functions_errors(client, stub, sfn_code, status, code):
+def test_task_success_maps_step_functions_errors(task_client, stub, sfn_code, status, code):
     stub.add_client_error("send_task_success", sfn_code, "said Step Functions", 400)
-    assert_error(post_json(client, "/tasks/success", {"taskToken": "tok"}), status, code)
+    assert_error(post_json(task_client, "/tasks/success", {"taskToken": "tok"}), status, code)
 
 
 @pytest.mark.parametrize(
@@ -147,18 +154,35 @@ def test_task_success_maps_step_functions_errors(client, stub, sfn_code, status,
     [("/tasks/success", {}), ("/tasks/success", {"taskToken": "t" * 2049}), ("/tasks/failure", {"taskToken": "t", "error": "e" * 257}),
      ("/tasks/heartbeat", {"taskToken": "t", "output": {}}), ("/tasks/heartbeat", {"taskToken": 5})],
 )
-def test_task_routes_reject_bad_bodies_without_a_call(client, stub, path, body):
-    assert_error(post_json(client, path, body), 400, "ValidationError")
+def test_task_routes_reject_bad_bodies_without_a_call(task_client, stub, path, body):
+    assert_error(post_json(task_client, path, body), 400, "ValidationError")
 
 
-def test_task_success_output_over_256_kib_returns_413(client, stub):
-    assert_error(post_json(client, "/tasks/success", {"taskToken": "t", "output": "x" * 262_144}), 413, "InputTooLarge")
+def test_task_success_output_over_256_kib_returns_413(task_client, stub):
+    assert_error(post_json(task_client, "/tasks/success", {"taskToken": "t", "output": "x" * 262_144}), 413, "InputTooLarge")
 
 
 @pytest.mark.parametrize("path", ["/tasks/success", "/tasks/failure", "/tasks/heartbeat"])
-def test_task_routes_turned_off_return_404_without_a_call(make_client, stub, path):
-    with make_client(TASK_ROUTES="off") as client:
-        assert_error(post_json(client, path, {"taskToken": "t"}), 404, "TaskRoutesDisabled")
+@pytest.mark.parametrize("setting", [{}, {"TASK_ROUTES": "off"}])
+def test_task_routes_are_off_unless_the_stage_opts_in(make_client, stub, path, setting):
+    with make_client(**setting) as client:
+        response = post_json(client, path, {"taskToken": "t"})
+    assert_error(response, 404, "TaskRoutesDisabled")
+    assert "TASK_ROUTES=on" in response.json_body["Message"]
+
+
+def test_a_token_answered_twice_says_the_task_is_closed(task_client, stub):
+    stub.add_client_error("send_task_success", "TaskTimedOut", "Task Timed Out: 'Provided task does not exist anymore'", 400)
+    response = post_json(task_client, "/tasks/success", {"taskToken": "tok"})
+    assert_error(response, 410, "TaskTimedOut")
+    assert "already answered" in response.json_body["Message"]
+
+
+def test_an_unknown_token_says_to_send_it_as_the_workflow_received_it(task_client, stub):
+    stub.add_client_error("send_task_heartbeat", "InvalidToken", "Invalid Token: 'Invalid token'", 400)
+    response = post_json(task_client, "/tasks/heartbeat", {"taskToken": "tok"})
+    assert_error(response, 400, "InvalidToken")
+    assert "$$.Task.Token" in response.json_body["Message"]
 
 
 # --- redrive ---------------------------------------------------------------------------------
@@ -235,19 +259,27 @@ def test_without_caller_context_the_input_is_sent_unchanged(client, stub):
 # --- CORS ------------------------------------------------------------------------------------
 
 
-def test_cors_off_by_default_preflight_returns_404_and_no_headers(client, stub):
-    response = client.http.request("OPTIONS", "/executions")
-    assert_error(response, 404, "CorsDisabled")
-    assert "Access-Control-Allow-Origin" not in client.http.get("/state-machines").headers
+# Preflights are API Gateway MOCK integrations, checked in the packaged templates (test_package.py).
 
 
-def test_cors_on_answers_preflight_and_decorates_success_and_error_responses(make_client, stub):
-    with make_client(CORS_ALLOW_ORIGIN="https://app.example.com") as client:
-        preflight = client.http.request("OPTIONS", "/executions/{x}/stop".replace("{x}", execution_arn()))
-        assert preflight.status_code == 200
-        assert preflight.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
-        assert "Idempotency-Key" in preflight.headers["Access-Control-Allow-Headers"]
+def test_cors_off_by_default_adds_no_headers(client, stub):
+    listed = client.http.get("/state-machines")
+    assert listed.status_code == 200
+    assert "Access-Control-Allow-Origin" not in listed.headers
+
+
+def test_cors_on_decorates_success_and_error_responses(make_client, import_app, stub):
+    cors_app = import_app(CORS_ALLOW_ORIGIN="https://app.example.com")
+    with make_client(application=cors_app) as client:
         ok = client.http.get("/state-machines")
         error = client.http.get("/state-machines/nope")
     assert ok.status_code == 200 and ok.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
     assert error.status_code == 404 and error.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert error.headers["Access-Control-Expose-Headers"] == "Location,Retry-After"
+    assert all(entry.cors.allow_origin == "https://app.example.com"
+               for methods in cors_app.routes.values() for entry in methods.values())
+
+
+def test_cors_origin_with_a_path_is_refused_at_import_with_a_clear_message(import_app):
+    with pytest.raises(ValueError, match="CORS_ALLOW_ORIGIN must be"):
+        import_app(CORS_ALLOW_ORIGIN="https://app.example.com/path")

@@ -19,8 +19,7 @@ HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "tra
 PUBLIC_OPERATIONS = {("/health", "GET")}
 # Error codes Chalice itself answers with, outside the gateway's error table.
 CHALICE_CODES = {"UnsupportedMediaType": 415, "InternalServerError": 500}
-# Only raised by the OPTIONS preflights, which the document leaves out.
-UNDOCUMENTED_CODES = {"CorsDisabled"}
+UNDOCUMENTED_CODES: set = set()
 # operationId -> (body rules, query rules) the route validates with.
 REQUEST_RULES = {
     "health": (None, None),
@@ -29,13 +28,13 @@ REQUEST_RULES = {
     "start_execution": (validation.START_EXECUTION_BODY, validation.WAIT_QUERY),
     "list_executions": (None, validation.LIST_EXECUTIONS_QUERY),
     "describe_execution": (None, validation.WAIT_QUERY),
-    "stop_execution": (validation.STOP_EXECUTION_BODY, None),
+    "stop_execution": (validation.STOP_EXECUTION_BODY, validation.NO_QUERY),
     "get_execution_history": (None, validation.HISTORY_QUERY),
-    "redrive_execution": (validation.NO_BODY, None),
-    "start_sync_execution": (validation.START_EXECUTION_BODY, None),
-    "send_task_success": (validation.TASK_SUCCESS_BODY, None),
-    "send_task_failure": (validation.TASK_FAILURE_BODY, None),
-    "send_task_heartbeat": (validation.TASK_HEARTBEAT_BODY, None),
+    "redrive_execution": (validation.NO_BODY, validation.NO_QUERY),
+    "start_sync_execution": (validation.START_EXECUTION_BODY, validation.NO_QUERY),
+    "send_task_success": (validation.TASK_SUCCESS_BODY, validation.NO_QUERY),
+    "send_task_failure": (validation.TASK_FAILURE_BODY, validation.NO_QUERY),
+    "send_task_heartbeat": (validation.TASK_HEARTBEAT_BODY, validation.NO_QUERY),
 }
 STARTED = {
     "executionArn": "arn:aws:states:us-east-1:123456789012:execution:orders:run-1",

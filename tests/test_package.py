@@ -12,13 +12,17 @@ import pytest
 
 from app import app
 from chalicelib import webhooks
+from chalicelib.cors import cors_config
+from tools import package as packaging
 from tools import policy
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-STAGES = sorted(policy.load_config()["stages"])
+CONFIG = policy.load_config()
+STAGES = sorted(CONFIG["stages"])
+CORS_STAGES = [stage for stage in STAGES if cors_config(policy.stage_environment(CONFIG, stage))]
 FORMATS = ("cloudformation", "terraform")  # "cloudformation" is Chalice's SAM template format
 MAX_BUNDLE_BYTES = 100 * 1024
-# Routes anyone may call: the health check, and CORS preflights, which browsers send unsigned.
+# Routes anyone may call: the health check (CORS preflights are API Gateway MOCKs on CORS stages).
 PUBLIC_METHODS = {("/health", "GET")}
 # Neither should ever be bundled: boto3 comes with the Lambda runtime, the rest is dev-only.
 FORBIDDEN_IN_BUNDLE = ("boto3/", "botocore/", "tools/", "local/", "tests/")
@@ -53,16 +57,14 @@ def _run(command: list, **kwargs) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def packages(tmp_path_factory):
     """stage -> {"cloudformation": dir, "terraform": dir}, each packaged once for the whole module."""
-    chalice = _tool("chalice")
     built = {}
     for stage in STAGES:
         built[stage] = {}
         for pkg_format in FORMATS:
             out = tmp_path_factory.mktemp(f"{stage}-{pkg_format}")
             started = time.perf_counter()
-            result = _run(
-                [chalice, "package", "--pkg-format", pkg_format, "--stage", stage, str(out)], cwd=PROJECT_DIR
-            )
+            # The same tool `make package` runs: chalice package plus gateway responses and tracing.
+            result = packaging.package(stage, pkg_format, out, env=_offline_environment())
             assert result.returncode == 0, f"chalice package {pkg_format} {stage} failed:\n{result.stderr}"
             print(f"chalice package --pkg-format {pkg_format} --stage {stage}: {time.perf_counter() - started:.1f} s")
             built[stage][pkg_format] = out
@@ -155,10 +157,67 @@ def test_terraform_api_requires_sigv4_on_every_method_but_health_and_preflights(
 
 
 @pytest.mark.parametrize("pkg_format", FORMATS)
-def test_packaged_api_has_exactly_the_apps_routes(packages, pkg_format):
+def test_packaged_api_has_exactly_the_apps_routes_and_no_preflights_without_cors(packages, pkg_format):
     template = _sam(packages, "prod") if pkg_format == "cloudformation" else _terraform(packages, "prod")
     swagger = _sam_swagger(template) if pkg_format == "cloudformation" else _terraform_swagger(template)
     assert set(_methods(swagger)) == _app_methods()
+    assert not [key for key in _methods(swagger) if key[1] == "OPTIONS"]
+
+
+def _swagger(packages, stage, pkg_format) -> dict:
+    if pkg_format == "cloudformation":
+        return _sam_swagger(_sam(packages, stage))
+    return _terraform_swagger(_terraform(packages, stage))
+
+
+@pytest.mark.parametrize("pkg_format", FORMATS)
+@pytest.mark.parametrize("stage", CORS_STAGES)
+def test_cors_stage_answers_preflights_in_api_gateway_without_invoking_the_function(packages, stage, pkg_format):
+    swagger = _swagger(packages, stage, pkg_format)
+    origin = policy.stage_environment(CONFIG, stage)["CORS_ALLOW_ORIGIN"]
+    preflights = {path: operations["options"] for path, operations in swagger["paths"].items()}
+    assert set(preflights) == {path for path in app.routes}
+    for path, operation in preflights.items():
+        integration = operation["x-amazon-apigateway-integration"]
+        assert integration["type"] == "mock", path
+        assert "security" not in operation, path
+        headers = integration["responses"]["default"]["responseParameters"]
+        assert headers["method.response.header.Access-Control-Allow-Origin"] == f"'{origin}'"
+        assert "Idempotency-Key" in headers["method.response.header.Access-Control-Allow-Headers"]
+
+
+def test_at_least_one_stage_exercises_cors():
+    # Otherwise the CORS packaging tests above would be collected for no stage at all.
+    assert CORS_STAGES
+
+
+@pytest.mark.parametrize("stage", CORS_STAGES)
+def test_cors_stage_gives_api_gateways_own_errors_cors_headers(packages, stage):
+    origin = f"'{policy.stage_environment(CONFIG, stage)['CORS_ALLOW_ORIGIN']}'"
+    sam_responses = _sam(packages, stage)["Resources"]["RestAPI"]["Properties"]["GatewayResponses"]
+    assert set(sam_responses) == {"DEFAULT_4XX", "DEFAULT_5XX"}
+    assert all(r["ResponseParameters"]["Headers"]["Access-Control-Allow-Origin"] == origin for r in sam_responses.values())
+    extra = json.loads((packages[stage]["terraform"] / packaging.TERRAFORM_EXTRA_FILE).read_text())
+    tf_responses = extra["resource"]["aws_api_gateway_gateway_response"].values()
+    assert {r["response_type"] for r in tf_responses} == {"DEFAULT_4XX", "DEFAULT_5XX"}
+    assert all(r["rest_api_id"] == "${aws_api_gateway_rest_api.rest_api.id}" for r in tf_responses)
+    assert all(r["response_parameters"]["gatewayresponse.header.Access-Control-Allow-Origin"] == origin
+               for r in tf_responses)
+
+
+def test_stage_without_cors_gets_no_gateway_responses(packages):
+    assert "GatewayResponses" not in _sam(packages, "prod")["Resources"]["RestAPI"]["Properties"]
+    assert not (packages["prod"]["terraform"] / packaging.TERRAFORM_EXTRA_FILE).exists()
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_xray_stages_trace_api_gateway_and_the_function(packages, stage):
+    traced = packaging.xray_enabled(CONFIG, stage)
+    resources = _sam(packages, stage)["Resources"]
+    assert resources["APIHandler"]["Properties"]["Tracing"] == ("Active" if traced else "PassThrough")
+    assert resources["RestAPI"]["Properties"].get("TracingEnabled", False) is traced
+    function = _terraform(packages, stage)["resource"]["aws_lambda_function"]["api_handler"]
+    assert function.get("tracing_config") == ({"mode": "Active"} if traced else None)
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -217,7 +276,7 @@ def test_sam_webhooks_rule_has_the_stages_pattern_and_its_own_least_privilege_ro
     assert function["Handler"] == "app.deliver_webhooks"
     # And it runs as its own role with the generated webhooks policy only
     role = resources[function["Role"]["Fn::GetAtt"][0]]["Properties"]
-    assert [p["PolicyDocument"] for p in role["Policies"]] == [policy.webhook_policy_for_environment(_stage_environment(stage))]
+    assert [p["PolicyDocument"] for p in role["Policies"]] == [policy.webhook_policy_for_stage(policy.load_config(), stage)]
 
 
 @pytest.mark.parametrize("stage", WEBHOOK_STAGES)
@@ -229,10 +288,43 @@ def test_terraform_webhooks_rule_has_the_stages_pattern(packages, stage):
     assert target["arn"] == "${aws_lambda_function.webhooks.arn}"
     role = resources["aws_lambda_function"]["webhooks"]["role"].removeprefix("${aws_iam_role.").removesuffix(".arn}")
     attached = [p for p in resources["aws_iam_role_policy"].values() if p["role"] == f"${{aws_iam_role.{role}.id}}"]
-    assert [json.loads(p["policy"]) for p in attached] == [policy.webhook_policy_for_environment(_stage_environment(stage))]
+    assert [json.loads(p["policy"]) for p in attached] == [policy.webhook_policy_for_stage(policy.load_config(), stage)]
 
 
 def test_a_stage_without_webhooks_packages_no_rule(packages):
     sam = _sam(packages, "prod")["Resources"]
     assert [name for name, r in sam.items() if r["Type"] == "AWS::Serverless::Function"] == ["APIHandler"]
     assert "aws_cloudwatch_event_rule" not in _terraform(packages, "prod")["resource"]
+
+
+@pytest.mark.parametrize("stage", WEBHOOK_STAGES)
+def test_sam_sends_failed_webhook_invocations_to_an_sqs_queue_the_role_may_write(packages, stage):
+    # Given the SAM template `make package` writes (cfn-lint-clean, see above)
+    resources = _sam(packages, stage)["Resources"]
+    # Then the webhooks function's failed async invocations go to an SQS queue
+    invoke = resources["Webhooks"]["Properties"]["EventInvokeConfig"]
+    assert invoke["DestinationConfig"]["OnFailure"] == {"Type": "SQS", "Destination": {"Fn::GetAtt": ["WebhookFailures", "Arn"]}}
+    assert resources["WebhookFailures"]["Type"] == "AWS::SQS::Queue"
+    # And only the webhooks role may send to it
+    send = resources["WebhookFailuresSendPolicy"]["Properties"]
+    assert send["Roles"] == [{"Ref": resources["Webhooks"]["Properties"]["Role"]["Fn::GetAtt"][0]}]
+    assert send["PolicyDocument"]["Statement"][0]["Action"] == "sqs:SendMessage"
+    assert send["PolicyDocument"]["Statement"][0]["Resource"] == {"Fn::GetAtt": ["WebhookFailures", "Arn"]}
+
+
+@pytest.mark.parametrize("stage", WEBHOOK_STAGES)
+def test_terraform_gets_the_webhook_failure_destination_beside_chalices_file(packages, stage):
+    chalice_tf = _terraform(packages, stage)["resource"]
+    extra = json.loads((packages[stage]["terraform"] / packaging.WEBHOOK_FAILURES_TERRAFORM_FILE).read_text())["resource"]
+    invoke = extra["aws_lambda_function_event_invoke_config"]["webhooks"]
+    assert invoke["destination_config"]["on_failure"]["destination"] == "${aws_sqs_queue.webhook_failures.arn}"
+    # every resource the extra file refers to exists in chalice's file, and no name collides
+    assert invoke["function_name"] == "${aws_lambda_function.webhooks.function_name}" and "webhooks" in chalice_tf["aws_lambda_function"]
+    assert extra["aws_iam_role_policy"]["webhook_failures"]["role"] == "${aws_iam_role.webhooks_role.id}"
+    assert "webhooks_role" in chalice_tf["aws_iam_role"]
+    assert not set(extra["aws_iam_role_policy"]) & set(chalice_tf["aws_iam_role_policy"])
+
+
+def test_a_stage_without_webhooks_has_no_failure_destination(packages):
+    assert "WebhookFailures" not in _sam(packages, "prod")["Resources"]
+    assert not (packages["prod"]["terraform"] / packaging.WEBHOOK_FAILURES_TERRAFORM_FILE).exists()

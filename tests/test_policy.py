@@ -12,14 +12,18 @@ from tools import policy
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CONFIG = policy.load_config()
 STAGES = sorted(CONFIG["stages"])
-# Every feature on: STANDARD and EXPRESS machines, task routes served.
+ORDERS = "arn:aws:states:us-east-1:123456789012:stateMachine:orders"
+KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+# Every feature on: STANDARD and EXPRESS machines, a release alias, a KMS key, task routes served.
 FULL_ENVIRONMENT = {
     "STATE_MACHINES": json.dumps(
         {
-            "orders": {"arn": "arn:aws:states:us-east-1:123456789012:stateMachine:orders", "type": "STANDARD"},
+            "orders": {"arn": ORDERS, "type": "STANDARD", "kmsKeyArn": KEY},
+            "orders-live": {"arn": ORDERS + ":live", "type": "STANDARD"},
             "quick": {"arn": "arn:aws:states:us-east-1:123456789012:stateMachine:quick", "type": "EXPRESS"},
         }
-    )
+    ),
+    "TASK_ROUTES": "on",
 }
 
 
@@ -118,31 +122,54 @@ def test_scan_catches_direct_client_calls_and_ignores_other_methods():
 
 
 @pytest.mark.parametrize("environment", [FULL_ENVIRONMENT] + [policy.stage_environment(CONFIG, s) for s in STAGES])
-def test_only_task_token_actions_have_a_wildcard_resource(environment):
+def test_only_task_token_actions_have_a_wildcard_resource_and_only_when_task_routes_are_on(environment):
     document = policy.policy_for_environment(environment)
     wildcard = [s for s in _states_statements(document) if "*" in s["Resource"]]
-    assert [s["Sid"] for s in wildcard] == [policy.TASK_TOKEN_SID]
-    assert sorted(wildcard[0]["Action"]) == sorted(policy.TASK_TOKEN_ACTIONS)
+    expected = [policy.TASK_TOKEN_SID] if environment.get("TASK_ROUTES") == "on" else []
+    assert [s["Sid"] for s in wildcard] == expected
+    assert all(sorted(s["Action"]) == sorted(policy.TASK_TOKEN_ACTIONS) for s in wildcard)
 
 
 def test_resources_are_the_listed_state_machines_and_their_executions():
-    document = policy.policy_for_environment(FULL_ENVIRONMENT)
+    document = policy.policy_for_environment(FULL_ENVIRONMENT, "sfn-gateway-prod")
     by_sid = {s["Sid"]: s for s in document["Statement"]}
-    assert by_sid["StateMachines"]["Resource"] == [
-        "arn:aws:states:us-east-1:123456789012:stateMachine:orders",
-        "arn:aws:states:us-east-1:123456789012:stateMachine:quick",
-    ]
-    assert by_sid["Executions"]["Resource"] == [
-        "arn:aws:states:us-east-1:123456789012:execution:orders:*",
-        "arn:aws:states:us-east-1:123456789012:execution:quick:*",
-    ]
+    assert by_sid["StandardStateMachines"]["Resource"] == [ORDERS]
+    # Express machines: started synchronously and described, never listed or read per execution.
     assert by_sid["ExpressStateMachines"] == {
         "Sid": "ExpressStateMachines",
         "Effect": "Allow",
-        "Action": ["states:StartSyncExecution"],
+        "Action": ["states:DescribeStateMachine", "states:StartSyncExecution"],
         "Resource": ["arn:aws:states:us-east-1:123456789012:stateMachine:quick"],
     }
-    assert by_sid["Logs"]["Resource"] == ["arn:*:logs:*:*:*"]
+    assert by_sid["Executions"]["Resource"] == ["arn:aws:states:us-east-1:123456789012:execution:orders:*"]
+    assert by_sid["Logs"]["Resource"] == [
+        "arn:aws:logs:*:*:log-group:/aws/lambda/sfn-gateway-prod",
+        "arn:aws:logs:*:*:log-group:/aws/lambda/sfn-gateway-prod-*",
+        "arn:aws:logs:*:*:log-group:/aws/lambda/sfn-gateway-prod:*",
+    ]
+
+
+def test_an_alias_is_granted_on_its_state_machine_narrowed_to_its_qualifier():
+    environment = {"STATE_MACHINES": json.dumps({"orders-live": {"arn": ORDERS + ":live"},
+                                                 "orders-v3": {"arn": ORDERS + ":3"}})}
+    by_sid = {s["Sid"]: s for s in policy.policy_for_environment(environment)["Statement"]}
+    assert "StandardStateMachines" not in by_sid
+    assert by_sid["StandardStateMachinesReleases1"] == {
+        "Sid": "StandardStateMachinesReleases1",
+        "Effect": "Allow",
+        "Action": list(policy.STANDARD_ACTIONS),
+        "Resource": [ORDERS],
+        "Condition": {"StringEquals": {"states:StateMachineQualifier": ["3", "live"]}},
+    }
+    assert by_sid["Executions"]["Resource"] == ["arn:aws:states:us-east-1:123456789012:execution:orders:*"]
+
+
+def test_a_customer_managed_key_is_granted_exactly():
+    by_sid = {s["Sid"]: s for s in policy.policy_for_environment(FULL_ENVIRONMENT)["Statement"]}
+    assert by_sid["StateMachineKeys"]["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert by_sid["StateMachineKeys"]["Resource"] == [KEY]
+    without_keys = policy.policy_for_environment(policy.stage_environment(CONFIG, "prod"))
+    assert not [a for a in _allowed_actions(without_keys) if a.startswith("kms:")]
 
 
 def test_stage_with_task_routes_off_grants_no_send_task_actions():

@@ -17,16 +17,16 @@ STOPPED = STARTED + datetime.timedelta(seconds=3)
 # --- authorisation table ------------------------------------------------------------
 
 
-def test_every_route_except_health_and_preflights_requires_the_iam_authorizer():
+def test_every_route_except_health_requires_the_iam_authorizer_and_no_route_answers_options():
     unprotected = [
         (path, method)
         for path, methods in app.routes.items()
         for method, entry in methods.items()
         if not isinstance(entry.authorizer, IAMAuthorizer)
     ]
-    preflights = [(path, "OPTIONS") for path in app.routes if path != "/health"]
-    assert sorted(unprotected) == sorted([("/health", "GET")] + preflights)
-    assert all(app.routes[path]["OPTIONS"].view_function.__name__ == "cors_preflight" for path, _ in preflights)
+    assert unprotected == [("/health", "GET")]
+    # Without CORS_ALLOW_ORIGIN there are no preflights at all: no anonymous Lambda invocation.
+    assert all("OPTIONS" not in methods for methods in app.routes.values())
 
 
 # --- health and state machines ------------------------------------------------------
@@ -254,16 +254,60 @@ def test_start_execution_maps_step_functions_errors(client, stub, sfn_code, stat
     assert "Retry-After" not in response.headers
 
 
-@pytest.mark.parametrize("sfn_code", ["ThrottlingException", "ExecutionLimitExceeded"])
-def test_start_execution_when_throttled_returns_429_with_retry_after(client, stub, sfn_code):
+@pytest.mark.parametrize("sfn_code", ["ThrottlingException", "KmsThrottlingException"])
+def test_start_execution_when_throttled_returns_429_with_retry_after(make_client, stub, sfn_code):
     stub.add_client_error("start_execution", sfn_code, "slow down", 400)
-    response = post_json(client, "/executions", {"stateMachine": "orders", "name": "n"})
+    with make_client(SFN_MAX_ATTEMPTS="1") as client:
+        response = post_json(client, "/executions", {"stateMachine": "orders", "name": "n"})
     assert_error(response, 429, "Throttled")
     assert response.headers["Retry-After"] == "1"
 
 
+def test_start_execution_at_the_open_execution_quota_returns_429_without_retry_after(make_client, stub):
+    stub.add_client_error("start_execution", "ExecutionLimitExceeded", "limit", 400)
+    with make_client(SFN_MAX_ATTEMPTS="1") as client:
+        response = post_json(client, "/executions", {"stateMachine": "orders", "name": "n"})
+    assert_error(response, 429, "ExecutionLimitExceeded")
+    assert "Retry-After" not in response.headers
+    assert "quota of open executions" in response.json_body["Message"]
+
+
+@pytest.mark.parametrize(
+    "sfn_code, status, code, advice",
+    [
+        ("StateMachineDeleting", 409, "StateMachineDeleting", "being deleted"),
+        ("KmsAccessDeniedException", 500, "KmsAccessDenied", "kmsKeyArn"),
+        ("KmsInvalidStateException", 503, "KmsKeyUnavailable", "re-enable"),
+        ("ResourceNotFound", 404, "StateMachineNotFound", "alias"),
+    ],
+)
+def test_start_execution_maps_deletion_kms_and_missing_alias_errors(client, stub, sfn_code, status, code, advice):
+    stub.add_client_error("start_execution", sfn_code, "alias not found" if sfn_code == "ResourceNotFound" else "x", 400)
+    response = post_json(client, "/executions", {"stateMachine": "orders", "name": "n"})
+    assert_error(response, status, code)
+    assert advice in response.json_body["Message"]
+    assert "Retry-After" not in response.headers
+
+
+def test_retryable_failures_are_retried_within_the_attempt_limit_then_succeed(make_client, stub):
+    for _ in range(2):
+        stub.add_client_error("start_execution", "InternalFailure", "boom", 500)
+    stub.add_response("start_execution", {"executionArn": execution_arn(name="n"), "startDate": STARTED})
+    with make_client(SFN_MAX_ATTEMPTS="3") as client:
+        response = post_json(client, "/executions", {"stateMachine": "orders", "name": "n"})
+    assert response.status_code == 201
+    assert response.json_body["executionArn"] == execution_arn(name="n")
+
+
+def test_client_errors_are_not_retried(make_client, stub):
+    stub.add_client_error("start_execution", "InvalidExecutionInput", "bad", 400)
+    with make_client(SFN_MAX_ATTEMPTS="3") as client:
+        response = post_json(client, "/executions", {"stateMachine": "orders", "name": "n"})
+    assert_error(response, 400, "InvalidExecutionInput")
+
+
 def test_unexpected_step_functions_error_names_the_request_id(client, stub):
-    stub.add_client_error("start_execution", "KmsThrottlingException", "kms", 400, response_meta={"RequestId": "req-123"})
+    stub.add_client_error("start_execution", "SomethingNew", "new", 400, response_meta={"RequestId": "req-123"})
     response = post_json(client, "/executions", {"stateMachine": "orders", "name": "n"})
     assert_error(response, 502, "BackendError")
     assert "req-123" in response.json_body["Message"]

@@ -1,59 +1,137 @@
-"""`chalice package` for one stage, plus the webhooks' failure destination when the stage has WEBHOOKS.
+"""Package a stage for deployment: `chalice package`, plus what Chalice's templates leave out.
 
-Chalice cannot declare a Lambda on-failure destination, so it is added here:
-SAM through `chalice package --merge-template tools/templates/webhook-failures.sam.json`,
-Terraform (which has no merge option) as a second file beside chalice.tf.json, which
-Terraform loads with the rest of the directory.
+* On stages that set CORS_ALLOW_ORIGIN, API Gateway's own errors (403 unsigned, 429
+  throttled, 504 integration timeout, ...) must carry CORS headers too, or browsers hide
+  them behind an opaque network error. Chalice has no setting for gateway responses, so
+  they are added here: merged into the SAM template, or as a Terraform file beside Chalice's.
+* On stages with "xray": true, `chalice deploy` traces the API Gateway stage but
+  `chalice package` only traces the function; the SAM template gets TracingEnabled here.
+* On stages with WEBHOOKS, failed webhook deliveries need a Lambda on-failure destination,
+  which Chalice cannot declare: an SQS queue, the function's EventInvokeConfig and the role's
+  sqs:SendMessage come from tools/templates/webhook-failures.{sam,tf}.json (docs/webhooks.md).
 
-    python -m tools.package --stage dev --pkg-format cloudformation build/dev-sam
-    python -m tools.package --stage dev --pkg-format terraform build/dev-tf
+    python -m tools.package --stage prod out/prod            # SAM: sam.json + deployment.zip
+    python -m tools.package --stage prod --pkg-format terraform out/prod-tf
 """
 import argparse
+import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from chalicelib.config import config_from_environ
-from tools.policy import load_config, stage_environment
+from chalicelib.cors import cors_config
+from tools.policy import PROJECT_DIR, load_config, stage_environment
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+FORMATS = ("cloudformation", "terraform")
+GATEWAY_RESPONSE_TYPES = ("DEFAULT_4XX", "DEFAULT_5XX")
+TERRAFORM_EXTRA_FILE = "cors_gateway_responses.tf.json"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-SAM_FAILURES = TEMPLATES / "webhook-failures.sam.json"
-TERRAFORM_FAILURES = TEMPLATES / "webhook-failures.tf.json"
+WEBHOOK_FAILURES_SAM = TEMPLATES / "webhook-failures.sam.json"
+WEBHOOK_FAILURES_TERRAFORM = TEMPLATES / "webhook-failures.tf.json"
+WEBHOOK_FAILURES_TERRAFORM_FILE = "webhook_failures.tf.json"
 
 
-def stage_has_webhooks(stage: str) -> bool:
+def _cors_headers(environment: dict) -> dict | None:
+    cors = cors_config(environment)
+    if cors is None:
+        return None
+    # API Gateway wants header values as quoted literals.
+    return {name: f"'{value}'" for name, value in cors.get_access_control_headers().items()
+            if name != "Access-Control-Max-Age"}
+
+
+def sam_merge_template(environment: dict, xray: bool = False) -> dict | None:
+    """The part merged into Chalice's SAM template (None when there is nothing to add)."""
+    properties: dict = {}
+    headers = _cors_headers(environment)
+    if headers is not None:
+        properties["GatewayResponses"] = {
+            kind: {"ResponseParameters": {"Headers": headers}} for kind in GATEWAY_RESPONSE_TYPES
+        }
+    if xray:
+        properties["TracingEnabled"] = True
+    return {"Resources": {"RestAPI": {"Properties": properties}}} if properties else None
+
+
+def xray_enabled(config: dict, stage: str) -> bool:
+    """Chalice's "xray" setting for the stage (stage value over the top-level one)."""
+    return bool(config["stages"][stage].get("xray", config.get("xray", False)))
+
+
+def terraform_extra(environment: dict) -> dict | None:
+    """A Terraform file to put beside chalice.tf.json (None when the stage has no CORS)."""
+    headers = _cors_headers(environment)
+    if headers is None:
+        return None
+    parameters = {f"gatewayresponse.header.{name}": value for name, value in headers.items()}
+    return {"resource": {"aws_api_gateway_gateway_response": {
+        kind.lower(): {
+            "rest_api_id": "${aws_api_gateway_rest_api.rest_api.id}",
+            "response_type": kind,
+            "response_parameters": parameters,
+        } for kind in GATEWAY_RESPONSE_TYPES
+    }}}
+
+
+def has_webhooks(environment: dict) -> bool:
     """True when the stage subscribes webhooks (its package then has the webhooks function)."""
-    return bool(config_from_environ(stage_environment(load_config(), stage)).webhooks)
+    return bool(config_from_environ(environment).webhooks)
 
 
-def package_command(stage: str, pkg_format: str, out: Path, chalice: str = "chalice") -> list:
-    """The chalice command that packages a stage, with the SAM merge template when needed."""
-    command = [chalice, "package", "--pkg-format", pkg_format, "--stage", stage]
-    if pkg_format == "cloudformation" and stage_has_webhooks(stage):
-        command += ["--merge-template", str(SAM_FAILURES)]
-    return command + [str(out)]
+def with_webhook_failures(merge: dict | None, environment: dict) -> dict | None:
+    """The SAM merge template plus the webhooks' failure destination when the stage has WEBHOOKS."""
+    if not has_webhooks(environment):
+        return merge
+    failures = json.loads(WEBHOOK_FAILURES_SAM.read_text())
+    merge = dict(merge or {})
+    for section, entries in failures.items():
+        merge[section] = {**merge.get(section, {}), **entries}
+    return merge
 
 
-def package(stage: str, pkg_format: str, out: Path, chalice: str = "chalice", **run_options) -> subprocess.CompletedProcess:
-    """Package a stage into out; Terraform output gets webhook_failures.tf.json beside it."""
-    result = subprocess.run(package_command(stage, pkg_format, out, chalice), cwd=PROJECT_DIR,
-                            capture_output=True, text=True, **run_options)
-    if result.returncode == 0 and pkg_format == "terraform" and stage_has_webhooks(stage):
-        shutil.copyfile(TERRAFORM_FAILURES, Path(out) / "webhook_failures.tf.json")
+def _chalice() -> str:
+    beside = Path(sys.executable).parent / "chalice"
+    return str(beside) if beside.exists() else "chalice"
+
+
+def package(stage: str, pkg_format: str, out: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run chalice package for the stage into out/ and add the stage's gateway responses."""
+    config = load_config()
+    environment = stage_environment(config, stage)
+    env = dict(os.environ if env is None else env)
+    # botocore needs a region to build the template; nothing is called.
+    env.setdefault("AWS_DEFAULT_REGION", env.get("AWS_REGION") or "us-east-1")
+    command = [_chalice(), "package", "--pkg-format", pkg_format, "--stage", stage]
+    with tempfile.TemporaryDirectory() as scratch:
+        merge = sam_merge_template(environment, xray_enabled(config, stage)) if pkg_format == "cloudformation" else None
+        if pkg_format == "cloudformation":
+            merge = with_webhook_failures(merge, environment)
+        if merge is not None:
+            merge_file = Path(scratch) / "merge.json"
+            merge_file.write_text(json.dumps(merge))
+            command += ["--merge-template", str(merge_file)]
+        result = subprocess.run(command + [str(out)], cwd=PROJECT_DIR, env=env, capture_output=True, text=True,
+                                timeout=300)
+    extra = terraform_extra(environment) if pkg_format == "terraform" else None
+    if result.returncode == 0 and extra is not None:
+        (out / TERRAFORM_EXTRA_FILE).write_text(json.dumps(extra, indent=2) + "\n")
+    if result.returncode == 0 and pkg_format == "terraform" and has_webhooks(environment):
+        shutil.copyfile(WEBHOOK_FAILURES_TERRAFORM, Path(out) / WEBHOOK_FAILURES_TERRAFORM_FILE)
     return result
 
 
 def main(argv=None) -> int:
-    """Package one stage in one format."""
+    """Package one stage; exit with chalice's status."""
     parser = argparse.ArgumentParser(prog="python -m tools.package", description=__doc__.splitlines()[0])
     parser.add_argument("--stage", required=True)
-    parser.add_argument("--pkg-format", choices=("cloudformation", "terraform"), default="cloudformation")
+    parser.add_argument("--pkg-format", choices=FORMATS, default="cloudformation")
     parser.add_argument("out", type=Path)
     args = parser.parse_args(argv)
-    chalice = Path(sys.executable).parent / "chalice"
-    result = package(args.stage, args.pkg_format, args.out, str(chalice) if chalice.exists() else "chalice")
+    result = package(args.stage, args.pkg_format, args.out)
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     return result.returncode

@@ -16,13 +16,14 @@ from pathlib import Path
 
 from chalicelib.config import config_from_environ
 from chalicelib.errors import GatewayMisconfigured
+from chalicelib.registry import execution_arn
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CHALICE_DIR = PROJECT_DIR / ".chalice"
 
-STATE_MACHINE_ACTIONS = ("states:DescribeStateMachine", "states:ListExecutions", "states:StartExecution")
-# Only EXPRESS state machines can be started synchronously.
-EXPRESS_ACTIONS = ("states:StartSyncExecution",)
+STANDARD_ACTIONS = ("states:DescribeStateMachine", "states:ListExecutions", "states:StartExecution")
+# The gateway refuses to start EXPRESS machines asynchronously or read their executions.
+EXPRESS_ACTIONS = ("states:DescribeStateMachine", "states:StartSyncExecution")
 EXECUTION_ACTIONS = (
     "states:DescribeExecution",
     "states:GetExecutionHistory",
@@ -33,35 +34,67 @@ EXECUTION_ACTIONS = (
 # token itself is the capability, so whoever holds one may complete that task.
 TASK_TOKEN_ACTIONS = ("states:SendTaskFailure", "states:SendTaskHeartbeat", "states:SendTaskSuccess")
 TASK_TOKEN_SID = "TaskTokensAreBearerCapabilitiesAndCannotBeScopedByResource"
+# Step Functions encrypts and decrypts a machine's data with the caller's rights on its key.
+KMS_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 # A policy file replaces Chalice's generated policy verbatim, so it must also grant
-# what every Lambda function needs to write its logs.
+# what the stage's Lambda functions need to write their logs (and nothing more).
 LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
-LOG_RESOURCE = "arn:*:logs:*:*:*"
+# IAM authorises a version or alias against its state machine's unqualified ARN; this
+# condition key narrows the grant to the listed qualifiers.
+QUALIFIER_CONDITION_KEY = "states:StateMachineQualifier"
 
 
 def execution_resource(state_machine_arn: str) -> str:
-    """The ARN pattern matching every execution of a state machine."""
-    return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":*"
+    """The ARN pattern matching every execution of a state machine (or of its versions and aliases)."""
+    return execution_arn(state_machine_arn, "*")
 
 
-def _statement(sid: str, actions, resources) -> dict:
-    return {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": sorted(resources)}
+def log_resources(partition: str, function_prefix: str) -> list:
+    """The log groups of the stage's functions (the API handler and any other handler of the stage)."""
+    group = f"arn:{partition}:logs:*:*:log-group:/aws/lambda/{function_prefix}"
+    return [group, group + ":*", group + "-*"]
 
 
-def policy_for_environment(environ) -> dict:
+def _statement(sid: str, actions, resources, condition: dict | None = None) -> dict:
+    statement = {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": sorted(set(resources))}
+    if condition:
+        statement["Condition"] = condition
+    return statement
+
+
+def _machine_statements(sid: str, actions, machines) -> list:
+    statements = []
+    unqualified = [machine.arn for machine in machines if machine.qualifier is None]
+    if unqualified:
+        statements.append(_statement(sid, actions, unqualified))
+    releases: dict = {}
+    for machine in machines:
+        if machine.qualifier is not None:
+            releases.setdefault(machine.unqualified_arn, set()).add(machine.qualifier)
+    for index, (arn, qualifiers) in enumerate(sorted(releases.items()), start=1):
+        condition = {"StringEquals": {QUALIFIER_CONDITION_KEY: sorted(qualifiers)}}
+        statements.append(_statement(f"{sid}Releases{index}", actions, [arn], condition))
+    return statements
+
+
+def policy_for_environment(environ, function_prefix: str = "sfn-gateway-*") -> dict:
     """The least-privilege policy for a stage with these environment variables."""
     # The gateway's own parser, so a stage the gateway would refuse gets no policy either.
     config = config_from_environ(environ)
     machines = list(config.registry)
-    arns = [machine.arn for machine in machines]
+    standard = [machine for machine in machines if not machine.is_express]
+    express = [machine for machine in machines if machine.is_express]
+    partition = machines[0].arn.split(":")[1]
     statements = [
-        _statement("StateMachines", STATE_MACHINE_ACTIONS, arns),
-        _statement("Executions", EXECUTION_ACTIONS, [execution_resource(arn) for arn in arns]),
-        _statement("Logs", LOG_ACTIONS, [LOG_RESOURCE]),
+        *_machine_statements("StandardStateMachines", STANDARD_ACTIONS, standard),
+        *_machine_statements("ExpressStateMachines", EXPRESS_ACTIONS, express),
+        _statement("Logs", LOG_ACTIONS, log_resources(partition, function_prefix)),
     ]
-    express_arns = [machine.arn for machine in machines if machine.is_express]
-    if express_arns:
-        statements.append(_statement("ExpressStateMachines", EXPRESS_ACTIONS, express_arns))
+    if standard:
+        statements.append(_statement("Executions", EXECUTION_ACTIONS, [execution_resource(m.arn) for m in standard]))
+    keys = [machine.kms_key_arn for machine in machines if machine.kms_key_arn]
+    if keys:
+        statements.append(_statement("StateMachineKeys", KMS_ACTIONS, keys))
     if config.task_routes:
         statements.append(_statement(TASK_TOKEN_SID, TASK_TOKEN_ACTIONS, ["*"]))
     return {"Version": "2012-10-17", "Statement": sorted(statements, key=lambda s: s["Sid"])}
@@ -73,14 +106,15 @@ def parameter_arn(subscription) -> str:
     return f"arn:{partition}:ssm:{region}:{account}:parameter/{subscription.secret_parameter.lstrip('/')}"
 
 
-def webhook_policy_for_environment(environ) -> dict | None:
+def webhook_policy_for_environment(environ, function_name: str = "sfn-gateway-*-webhooks") -> dict | None:
     """The webhooks function's own policy: its secrets and DescribeExecution on subscribed machines; None without WEBHOOKS."""
     subscriptions = config_from_environ(environ).webhooks
     if not subscriptions:
         return None
     machines = {arn for subscription in subscriptions for arn in subscription.state_machine_arns}
+    partition = next(iter(machines)).split(":")[1]
     statements = [
-        _statement("Logs", LOG_ACTIONS, [LOG_RESOURCE]),
+        _statement("Logs", LOG_ACTIONS, log_resources(partition, function_name)),
         _statement("WebhookSecrets", ("ssm:GetParameter",), {parameter_arn(s) for s in subscriptions}),
         # DescribeExecution only when EventBridge left a large input/output out of the event.
         _statement("SubscribedExecutions", ("states:DescribeExecution",), [execution_resource(arn) for arn in machines]),
@@ -90,6 +124,12 @@ def webhook_policy_for_environment(environ) -> dict | None:
         # Only a customer managed key needs this; the default aws/ssm key is granted through SSM.
         statements.append(_statement("WebhookSecretKeys", ("kms:Decrypt",), keys))
     return {"Version": "2012-10-17", "Statement": sorted(statements, key=lambda s: s["Sid"])}
+
+
+def webhook_policy_for_stage(config: dict, stage: str) -> dict | None:
+    """The webhooks function's policy for one stage (None when the stage has no WEBHOOKS)."""
+    name = f"{config.get('app_name', 'sfn-gateway')}-{stage}-webhooks"
+    return webhook_policy_for_environment(stage_environment(config, stage), name)
 
 
 def webhook_policy_path(stage: str, chalice_dir: Path = CHALICE_DIR) -> Path:
@@ -106,7 +146,8 @@ def stage_environment(config: dict, stage: str) -> dict:
 
 def policy_for_stage(config: dict, stage: str) -> dict:
     """The least-privilege policy for one stage of a Chalice config."""
-    return policy_for_environment(stage_environment(config, stage))
+    # Chalice names the stage's functions <app_name>-<stage>[-<handler>].
+    return policy_for_environment(stage_environment(config, stage), f"{config.get('app_name', 'sfn-gateway')}-{stage}")
 
 
 def render(policy: dict) -> str:
@@ -140,7 +181,7 @@ def main(argv=None, chalice_dir: Path = CHALICE_DIR) -> int:
     for stage in stages:
         try:
             files.append((policy_path(stage, chalice_dir), render(policy_for_stage(config, stage))))
-            webhook_policy = webhook_policy_for_environment(stage_environment(config, stage))
+            webhook_policy = webhook_policy_for_stage(config, stage)
         except (KeyError, GatewayMisconfigured) as err:
             print(f"{stage}: {err}", file=sys.stderr)
             return 2
