@@ -63,3 +63,15 @@ def test_only_a_stage_with_webhooks_gets_the_failure_destination_merged():
     assert sorted(merged["Resources"]) == ["RestAPI", "WebhookFailures", "WebhookFailuresSendPolicy", "Webhooks"]
     assert merged["Resources"]["RestAPI"] == cors["Resources"]["RestAPI"]
     assert list(merged["Outputs"]) == ["WebhookFailuresQueueUrl"]
+
+
+def test_describe_execution_on_a_machine_with_its_own_key_may_decrypt_with_it():
+    machine_key = KEY.replace("1234abcd", "5678efab")
+    machines = json.dumps({
+        "orders": {"arn": "arn:aws:states:us-east-1:123456789012:stateMachine:orders", "kmsKeyArn": machine_key},
+        "refunds": {"arn": "arn:aws:states:us-east-1:123456789012:stateMachine:refunds", "kmsKeyArn": KEY},
+    })
+    environ = {"STATE_MACHINES": machines, "WEBHOOKS": json.dumps([subscription()])}
+    statements = {s["Sid"]: s for s in policy.webhook_policy_for_environment(environ)["Statement"]}
+    # orders is subscribed: its key; refunds is not: not its key
+    assert statements["WebhookSecretKeys"]["Resource"] == [machine_key]

@@ -574,3 +574,28 @@ def test_a_describe_execution_failure_is_logged_per_subscription_and_raised(monk
     [record] = [json.loads(r.message) for r in caplog.records if r.name == "sfn_gateway.webhooks"]
     assert (record["subscriptionId"], record["result"], record["executionArn"]) == ("billing", "failed", execution_arn("orders", "run-1"))
     assert "ExecutionNotFound" in record["error"]
+
+
+
+def test_a_subscription_to_an_alias_matches_events_of_its_state_machine(monkeypatch):
+    # Given an allow-list entry for the "live" alias of orders, and a subscription naming it
+    monkeypatch.setenv("STATE_MACHINES", json.dumps({"orders-live": {"arn": ORDERS_ARN + ":live"}}))
+    monkeypatch.setenv("WEBHOOKS", json.dumps([subscription_entry(stateMachines=["orders-live"])]))
+    get_config.cache_clear()
+    config = get_config()
+    # Then the rule and the matching use the state machine's own ARN, which status-change events carry
+    assert webhooks.event_pattern(dict(__import__("os").environ))["detail"]["stateMachineArn"] == [ORDERS_ARN]
+    detail = status_change()["detail"]
+    assert [s.id for s in webhooks.matching_subscriptions(config.webhooks, detail)] == ["billing"]
+    assert webhooks.execution_description(detail, config.registry)["stateMachine"] == "orders-live"
+
+
+def test_numbers_in_input_and_output_reach_the_receiver_exactly(monkeypatch):
+    with Receiver(SECRET) as receiver:
+        stage(monkeypatch, subscription_entry(url=receiver.url))
+        event = status_change(input='{"amount": 12345678901234567.89}', output='{"total": 1e400, "n": 0.1000}')
+        webhooks.deliver_status_change(event)
+    [webhook] = receiver.received
+    assert webhook["verified"]
+    assert b'"input":{"amount":12345678901234567.89}' in webhook["body"]
+    assert b'"output":{"total":1e400,"n":0.1000}' in webhook["body"]

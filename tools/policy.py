@@ -108,7 +108,8 @@ def parameter_arn(subscription) -> str:
 
 def webhook_policy_for_environment(environ, function_name: str = "sfn-gateway-*-webhooks") -> dict | None:
     """The webhooks function's own policy: its secrets and DescribeExecution on subscribed machines; None without WEBHOOKS."""
-    subscriptions = config_from_environ(environ).webhooks
+    config = config_from_environ(environ)
+    subscriptions = config.webhooks
     if not subscriptions:
         return None
     machines = {arn for subscription in subscriptions for arn in subscription.state_machine_arns}
@@ -119,9 +120,12 @@ def webhook_policy_for_environment(environ, function_name: str = "sfn-gateway-*-
         # DescribeExecution only when EventBridge left a large input/output out of the event.
         _statement("SubscribedExecutions", ("states:DescribeExecution",), [execution_resource(arn) for arn in machines]),
     ]
-    keys = {s.kms_key_arn for s in subscriptions if s.kms_key_arn}
+    # Only customer managed keys need this: the secrets' keys (the default aws/ssm key is granted
+    # through SSM), and the subscribed machines' keys, which DescribeExecution decrypts with.
+    keys = {s.kms_key_arn for s in subscriptions if s.kms_key_arn} | {
+        m.kms_key_arn for m in config.registry if m.kms_key_arn and m.unqualified_arn in machines
+    }
     if keys:
-        # Only a customer managed key needs this; the default aws/ssm key is granted through SSM.
         statements.append(_statement("WebhookSecretKeys", ("kms:Decrypt",), keys))
     return {"Version": "2012-10-17", "Statement": sorted(statements, key=lambda s: s["Sid"])}
 
