@@ -1,8 +1,6 @@
 """Webhooks in the deploy artefacts: the function's own policy, and the failure destination added to the packages."""
 import json
 
-import pytest
-
 from tools import package, policy
 
 KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"

@@ -220,7 +220,7 @@ def test_410_is_taken_as_a_stop_request_and_not_retried(stack, receiver, script)
     script.plans["gone"] = [410]
     response = requests.post(f"{stack.url}/executions", json={"stateMachine": "hello", "name": "gone"}, auth=stack.auth, timeout=10)
     arn = response.json()["executionArn"]
-    attempts = webhooks_for(receiver, arn)
+    webhooks_for(receiver, arn)
     time.sleep(1.5)
     assert [w["status"] for w in receiver.received if w["payload"].get("executionArn") == arn] == [410]
     assert any("asks to stop" in line and arn in line for line in stack.lines)
