@@ -38,6 +38,36 @@ package-check: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench.run_all
 
+# `make parity`: one scripted scenario through the gateway against the local engine and against
+# LocalStack's Step Functions (pinned in requirements-parity.txt; Python 3.13; its own .venv-parity/),
+# then a table of their differences, each a known fault, explained, or NEW (exit 1). Skipped with
+# exit 0 when Python 3.13 or LocalStack is unavailable. A dev tool: not part of `make test`.
+# The first python3.13 that runs (a pyenv shim for a version not selected does not).
+PARITY_PYTHON ?= $(shell for p in python3.13 $(HOME)/.pyenv/versions/3.13*/bin/python3.13; do \
+  $$p -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null && { command -v $$p; break; }; done)
+PARITY_VENV := .venv-parity
+PARITY_STAMP := $(PARITY_VENV)/.installed-$(shell cat requirements-parity.txt | cksum | cut -d' ' -f1)
+
+.PHONY: parity
+parity: $(STAMP)
+	@if [ -z "$(PARITY_PYTHON)" ]; then \
+	  echo "make parity: skipped: Python 3.13 not found (install it, or set PARITY_PYTHON=/path/to/python3.13)"; \
+	elif $(MAKE) --no-print-directory $(PARITY_STAMP); then \
+	  $(VENV)/bin/python -m tools.parity --localstack-python $(PARITY_VENV)/bin/python; \
+	else \
+	  echo "make parity: skipped: LocalStack could not be installed into $(PARITY_VENV) (see above)"; \
+	fi
+
+$(PARITY_STAMP): requirements-parity.txt
+	rm -f $(PARITY_VENV)/.installed-*
+	test -x $(PARITY_VENV)/bin/python || $(PARITY_PYTHON) -m venv $(PARITY_VENV)
+	$(PARITY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-parity.txt
+	touch $@
+# The Python client and `sfn-gateway` command (client/, its own package) into .venv: `.venv/bin/sfn-gateway --help`.
+.PHONY: client
+client: $(STAMP)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e ./client
+
 # Deployable templates of one stage (tools/package.py: chalice package plus what Chalice leaves out,
 # e.g. the webhooks' SQS failure destination): make package STAGE=dev -> build/dev/sam, build/dev/terraform.
 .PHONY: package

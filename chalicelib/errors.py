@@ -179,8 +179,6 @@ _HTTP_STATUS = {
 
 # Step Functions' own words do not say what to do for these; the gateway's do.
 _GUIDANCE = {
-    "InvalidToken": "The task token is malformed or unknown to Step Functions; send it exactly as the workflow "
-                    "received it (from $$.Task.Token).",
     "TaskTimedOut": "The task this token belongs to is closed: it was already answered, timed out, or its "
                     "execution ended. Nothing is waiting for an answer any more.",
     "TaskDoesNotExist": "No task is waiting on this token; check that the workflow reached its waiting state.",
@@ -194,20 +192,32 @@ _GUIDANCE = {
 _CONFIGURATION_ERRORS = (NoCredentialsError, PartialCredentialsError, NoRegionError)
 
 
-def _message(code: str, message: str) -> str:
-    if code not in _GUIDANCE:
+# Step Functions says InvalidToken both for task tokens and for paging tokens.
+_INVALID_TASK_TOKEN = ("The task token is malformed or unknown to Step Functions; send it exactly as the workflow "
+                       "received it (from $$.Task.Token).")
+_INVALID_PAGE_TOKEN = "nextToken is not valid for this listing; pass back the nextToken of the previous page unchanged."
+
+
+def _message(code: str, message: str, operation: str | None) -> str:
+    guidance = _GUIDANCE.get(code)
+    if code == "InvalidToken":
+        guidance = _INVALID_TASK_TOKEN if (operation or "").startswith("send_task") else _INVALID_PAGE_TOKEN
+    if guidance is None:
         return message
-    return f"{_GUIDANCE[code]} (Step Functions: {message})"
+    return f"{guidance} (Step Functions: {message})"
 
 
-def translate_backend_error(err: Exception) -> GatewayError:
+def translate_backend_error(err: Exception, operation: str | None = None) -> GatewayError:
     """Turn a botocore exception raised by a Step Functions call into a domain error."""
     if isinstance(err, ClientError):
         code = err.response.get("Error", {}).get("Code", "")
         message = err.response.get("Error", {}).get("Message") or code
         if code in _SFN_ERRORS:
-            return _SFN_ERRORS[code](_message(code, message))
-        if code in ("UnknownOperationException", "InvalidAction", "NotImplemented"):
+            return _SFN_ERRORS[code](_message(code, message, operation))
+        # An emulator lacking an operation may answer HTTP 501 under any code (LocalStack:
+        # InternalFailure, "not yet implemented"); AWS itself never answers 501.
+        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in ("UnknownOperationException", "InvalidAction", "NotImplemented") or status == 501:
             return NotImplementedByBackend(
                 f"The Step Functions endpoint does not implement this operation ({code})."
             )

@@ -115,7 +115,7 @@ class StepFunctionsGateway:
             except (ClientError, BotoCoreError) as err:
                 delay = retry_delay(client, operation, err, attempt) if attempt < attempts else None
                 if delay is None or self._remaining() - delay < self._config.connect_timeout + MIN_READ_TIMEOUT:
-                    raise translate_backend_error(err) from err
+                    raise translate_backend_error(err, operation) from err
                 self._sleep(delay)
 
     def _payload(self, machine: StateMachine, execution_input, caller: dict | None) -> str:

@@ -33,6 +33,7 @@ from moto.stepfunctions.parser.asl.eval.event.event_manager import EventHistoryC
 from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 from moto.stepfunctions.parser.backend.execution import (
     BaseExecutionWorkerCommunication,
+    Execution,
     SyncExecution,
 )
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
@@ -58,6 +59,15 @@ class LocalEngine:
         self._server = None
         self._previous_sfn_config = None
         self._previous_moto_port = None
+        self.credentials = dict(_CREDENTIALS)
+
+    @classmethod
+    def at(cls, url: str, credentials: dict) -> "LocalEngine":
+        """Deploy-only handle on a Step Functions endpoint run by someone else (e.g. LocalStack)."""
+        engine = cls()
+        engine.url = url
+        engine.credentials = dict(credentials)
+        return engine
 
     def start(self) -> "LocalEngine":
         """Start the server, patch moto's gaps and switch state-machine execution on."""
@@ -116,12 +126,12 @@ class LocalEngine:
             endpoint_url=self.url,
             region_name=REGION,
             config=Config(inject_host_prefix=False),
-            **_CREDENTIALS,
+            **self.credentials,
         )
 
     def deploy_demo_state_machines(self, directory="statemachines") -> dict:
         """Create or update every <name>.asl.json in directory; return {name: {"arn", "type"}}."""
-        boto3.client("sqs", endpoint_url=self.url, region_name=REGION, **_CREDENTIALS).create_queue(
+        boto3.client("sqs", endpoint_url=self.url, region_name=REGION, **self.credentials).create_queue(
             QueueName=APPROVAL_QUEUE_NAME
         )
         sfn = self.client()
@@ -153,6 +163,11 @@ class _UnknownOperation(AWSError):
     TYPE = "UnknownOperationException"
 
 
+class _TaskTimedOut(AWSError):
+    # parser/api.py's TaskTimedOut sets `code`, not TYPE, like StateMachineTypeNotSupported.
+    TYPE = "TaskTimedOut"
+
+
 _patched = False
 
 
@@ -168,6 +183,9 @@ def _apply_moto_patches() -> None:
     _patch_heartbeat_race()
     _patch_heartbeat_without_heartbeat_seconds()
     _patch_redrive_not_implemented()
+    _patch_closed_task_tokens()
+    _patch_describe_execution_input_details()
+    _patch_express_execution_arns()
     _patched = True
 
 
@@ -315,6 +333,8 @@ def _patch_stop_execution() -> None:
     # state_task_service_callback.py only wakes on an answer), so the execution stays RUNNING;
     # waking it instead makes moto write TaskTimedOut and ExecutionFailed over the abort.
     # So the abort is recorded here, as AWS does, and the history is closed at ExecutionAborted.
+    # AWS keeps the caller's error/cause in DescribeExecution too (measured: floci-io/floci#2734)
+    # and omits both keys when the stop gave none (floci-io/floci#2965).
     original_response = StepFunctionResponse.stop_execution
     original_reflect = BaseExecutionWorkerCommunication._reflect_execution_status
 
@@ -430,3 +450,69 @@ def _patch_heartbeat_race() -> None:
         return heartbeat_endpoint
 
     CallbackEndpoint.setup_heartbeat_endpoint = setup_heartbeat_endpoint
+
+
+def _patch_closed_task_tokens() -> None:
+    # AWS answers SendTaskSuccess / SendTaskFailure / SendTaskHeartbeat on the token of a task
+    # that has closed (answered, stopped, timed out) with TaskTimedOut ("the task token has
+    # either expired or the task associated with the token has already been closed").
+    # moto only looks at RUNNING executions for success and heartbeat (-> InvalidToken) and
+    # accepts a second failure (200), since an answered endpoint stays in the callback pool.
+    for name in ("send_task_success", "send_task_failure", "send_task_heartbeat"):
+        setattr(StepFunctionsParserBackend, name, _refusing_closed_tokens(
+            getattr(StepFunctionsParserBackend, name)))
+
+
+def _refusing_closed_tokens(original):
+    def answer(self, task_token, *args, **kwargs):
+        if _task_closed(self, task_token):
+            raise _TaskTimedOut(
+                "Task Timed Out: the task token has either expired or the task associated "
+                "with the token has already been closed."
+            )
+        return original(self, task_token, *args, **kwargs)
+
+    return answer
+
+
+def _task_closed(backend, task_token) -> bool:
+    for execution in backend._get_executions():
+        env = execution.exec_worker.env if execution.exec_worker else None
+        endpoint = env.callback_pool_manager.get(task_token) if env else None
+        if endpoint is not None:
+            return (
+                execution.exec_status != ExecutionStatus.RUNNING
+                or endpoint.get_outcome() is not None
+                or endpoint.consumer_error is not None
+            )
+    return False
+
+
+def _patch_describe_execution_input_details() -> None:
+    # AWS's DescribeExecution always carries inputDetails {"included": true} (outputDetails
+    # too once there is output); moto's response builds its dict without inputDetails.
+    original = StepFunctionResponse.describe_execution
+
+    def describe_execution(self):
+        result = original(self)
+        if _executes(self):
+            result.result["inputDetails"] = {"included": True}
+        return result
+
+    StepFunctionResponse.describe_execution = describe_execution
+
+
+def _patch_express_execution_arns() -> None:
+    # AWS names every execution of an EXPRESS machine
+    # arn:<partition>:states:<region>:<account>:express:<machine>:<name>:<id>, also when started
+    # by StartExecution; moto's start_execution always writes :execution:<machine>:<name>.
+    # Execution.start runs before the worker reads the ARN ($$.Execution.Id), so rename there.
+    original = Execution.start
+
+    def start(self):
+        if self.state_machine.type == StateMachineType.EXPRESS and ":execution:" in self.exec_arn:
+            prefix, rest = self.exec_arn.split(":execution:", 1)
+            self.exec_arn = self.execution_arn = f"{prefix}:express:{rest}:{uuid.uuid4()}"
+        original(self)
+
+    Execution.start = start

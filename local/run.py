@@ -92,6 +92,11 @@ curl:
        -d '{start_body}' {url}/executions
   curl -s {sigv4} {url}/executions/<executionArn from the answer>
 
+sfn-gateway CLI (`make client` installs it into .venv; see docs/client.md):
+  export SFN_GATEWAY_URL={url} AWS_ACCESS_KEY_ID={access_key} AWS_SECRET_ACCESS_KEY={secret_key} AWS_REGION={region}
+  .venv/bin/sfn-gateway start hello --input '{{"name": "Ada"}}' --wait 10
+  .venv/bin/sfn-gateway history <executionArn> --follow
+
 awscurl:
   awscurl --service execute-api --region {region} --access_key {access_key} --secret_key {secret_key} \\
           -X POST -d '{start_body}' {url}/executions

@@ -290,6 +290,34 @@ def test_approval_answered_through_task_failure(stack):
     assert (described["status"], described["error"], described["cause"]) == ("FAILED", "Rejected", "too much")
 
 
+def _answer_all_three_ways(stack, token):
+    answers = [
+        signed("POST", f"{stack.url}/tasks/success", {"taskToken": token, "output": {}}),
+        signed("POST", f"{stack.url}/tasks/failure", {"taskToken": token, "error": "Late"}),
+        signed("POST", f"{stack.url}/tasks/heartbeat", {"taskToken": token}),
+    ]
+    return [(answer.status_code, answer.json()["Code"]) for answer in answers]
+
+
+def test_answering_an_answered_approval_again_is_410_task_timed_out(stack):
+    # AWS answers a closed task's token with TaskTimedOut; the gateway maps it to 410.
+    arn = start(stack, "approval", {"amount": 5})
+    token = task_token(stack, arn)
+    assert signed("POST", f"{stack.url}/tasks/success", {"taskToken": token, "output": {"ok": 1}}).status_code == 200
+    assert wait_until_ended(stack, arn)["output"] == {"ok": 1}
+    assert _answer_all_three_ways(stack, token) == [(410, "TaskTimedOut")] * 3
+
+
+def test_answering_a_stopped_approval_is_410_task_timed_out(stack):
+    arn = start(stack, "approval", {"amount": 6})
+    token = task_token(stack, arn)
+    stopped = signed("POST", f"{stack.url}/executions/{quote(arn, safe='')}/stop", {"error": "Withdrawn"})
+    assert stopped.status_code == 200
+    assert _answer_all_three_ways(stack, token) == [(410, "TaskTimedOut")] * 3
+    described = signed("GET", f"{stack.url}/executions/{quote(arn, safe='')}").json()
+    assert (described["status"], described["error"]) == ("ABORTED", "Withdrawn")
+
+
 def test_redrive_on_the_local_engine_answers_501_because_moto_lacks_it(stack):
     # moto 5.2.5 has no RedriveExecution; against AWS this route calls it for real.
     arn = start(stack, "hello", {"fail": True})

@@ -374,3 +374,11 @@ def test_a_body_sent_without_the_json_content_type_is_told_to_send_json(client, 
     response = client.http.post("/executions", body='{"stateMachine": "orders"}', headers={"Content-Type": "text/plain"})
     assert_error(response, 415, "UnsupportedMediaType")
     assert "Content-Type: application/json" in response.json_body["Message"]
+
+
+def test_a_bad_paging_token_is_not_called_a_task_token(client, stub):
+    stub.add_client_error("list_executions", "InvalidToken", "Invalid Token: 'Invalid token'", 400)
+    response = client.http.get("/executions?stateMachine=orders&nextToken=bogus")
+    assert_error(response, 400, "InvalidToken")
+    assert "pass back the nextToken" in response.json_body["Message"]
+    assert "task token" not in response.json_body["Message"]

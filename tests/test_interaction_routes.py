@@ -206,6 +206,22 @@ def test_redrive_on_engine_without_the_operation_returns_501(client, stub):
     assert_error(client.http.post(f"/executions/{execution_arn()}/redrive"), 501, "NotImplementedByBackend")
 
 
+def test_redrive_on_engine_answering_http_501_returns_501_not_502(client, stub):
+    # LocalStack answers operations it lacks with HTTP 501 and a generic error code.
+    stub.add_client_error(
+        "redrive_execution", "InternalFailure",
+        "API action 'RedriveExecution' for service 'stepfunctions' not yet implemented", 501,
+    )
+    response = client.http.post(f"/executions/{execution_arn()}/redrive")
+    assert_error(response, 501, "NotImplementedByBackend")
+    assert "InternalFailure" in response.json_body["Message"]
+
+
+def test_unknown_error_code_with_http_500_still_returns_502(client, stub):
+    stub.add_client_error("redrive_execution", "InternalFailure", "boom", 500)
+    assert_error(client.http.post(f"/executions/{execution_arn()}/redrive"), 502, "BackendError")
+
+
 def test_redrive_with_overlong_idempotency_key_returns_400(client, stub):
     response = client.http.post(f"/executions/{execution_arn()}/redrive", headers={"Idempotency-Key": "k" * 65})
     assert_error(response, 400, "ValidationError")

@@ -406,7 +406,7 @@ def test_stop_execution_waiting_on_a_token_aborts_it_with_error_and_cause(sfn, m
     assert last["executionAbortedEventDetails"] == {"error": "Cancelled", "cause": "by the caller"}
     with pytest.raises(ClientError) as excinfo:
         sfn.send_task_success(taskToken=token, output="{}")
-    assert _error_code(excinfo) == "InvalidToken"
+    assert _error_code(excinfo) == "TaskTimedOut"
     time.sleep(0.3)  # the woken worker must not add TaskTimedOut/ExecutionFailed
     assert _history_types(sfn, arn)[-2:] == ["TaskSubmitted", "ExecutionAborted"]
     assert sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"
@@ -424,6 +424,22 @@ def test_stop_execution_during_a_wait_ends_history_at_execution_aborted(sfn, mac
     assert described["stopDate"] == stopped["stopDate"]
     assert "error" not in described and "cause" not in described
     assert _history_types(sfn, arn)[-2:] == ["WaitStateEntered", "ExecutionAborted"]
+
+
+def test_stop_execution_during_a_wait_keeps_error_and_cause_in_describe_as_aws_does(sfn, machines):
+    # Measured on AWS (floci-io/floci#2734): a Wait stopped with --error Manual --cause probe
+    # describes as ["ABORTED", "Manual", "probe"], and still does minutes later. Plain moto
+    # writes error "" and cause "" instead.
+    arn = sfn.start_execution(stateMachineArn=machines["slow"]["arn"], input='{"seconds": 30}')[
+        "executionArn"
+    ]
+    _wait_for_event(sfn, arn, "WaitStateEntered")
+    sfn.stop_execution(executionArn=arn, error="Manual", cause="probe")
+    time.sleep(0.3)
+    described = sfn.describe_execution(executionArn=arn)
+    assert (described["status"], described["error"], described["cause"]) == ("ABORTED", "Manual", "probe")
+    last = sfn.get_execution_history(executionArn=arn, reverseOrder=True, maxResults=1)["events"][0]
+    assert last["executionAbortedEventDetails"] == {"error": "Manual", "cause": "probe"}
 
 
 def test_stop_execution_right_after_start_aborts_it(sfn, machines):
@@ -499,7 +515,106 @@ def test_heartbeat_for_a_waiting_task_without_heartbeat_seconds_is_accepted(sfn,
     assert (outcome["status"], json.loads(outcome["output"])) == ("SUCCEEDED", {"after": "heartbeat"})
     with pytest.raises(ClientError) as excinfo:
         sfn.send_task_heartbeat(taskToken=token)
-    assert _error_code(excinfo) == "InvalidToken"
+    assert _error_code(excinfo) == "TaskTimedOut"
+
+
+# --- patch 9: answers to a closed task's token --------------------------------------------------
+# AWS answers SendTaskSuccess / SendTaskFailure / SendTaskHeartbeat on the token of a task that
+# has closed (answered, stopped, timed out) with TaskTimedOut. moto said InvalidToken to success
+# and heartbeat and accepted a second failure with 200.
+
+
+def _answers_to(sfn, token):
+    codes = []
+    for send in (
+        lambda: sfn.send_task_success(taskToken=token, output="{}"),
+        lambda: sfn.send_task_failure(taskToken=token, error="Late"),
+        lambda: sfn.send_task_heartbeat(taskToken=token),
+    ):
+        try:
+            send()
+            codes.append(200)
+        except ClientError as err:
+            codes.append(err.response["Error"]["Code"])
+    return codes
+
+
+def test_every_answer_to_an_answered_task_is_task_timed_out(sfn, machines):
+    arn = sfn.start_execution(stateMachineArn=machines["approval"]["arn"], input="{}")["executionArn"]
+    token = _task_token(sfn, arn)
+    sfn.send_task_success(taskToken=token, output='{"first": true}')
+    assert _wait_until_done(sfn, arn)["status"] == "SUCCEEDED"
+    assert _answers_to(sfn, token) == ["TaskTimedOut"] * 3
+    assert json.loads(sfn.describe_execution(executionArn=arn)["output"]) == {"first": True}
+
+
+def test_a_second_task_failure_is_task_timed_out_not_accepted(sfn, machines):
+    arn = sfn.start_execution(stateMachineArn=machines["approval"]["arn"], input="{}")["executionArn"]
+    token = _task_token(sfn, arn)
+    sfn.send_task_failure(taskToken=token, error="First", cause="one")
+    with pytest.raises(ClientError) as excinfo:
+        sfn.send_task_failure(taskToken=token, error="Second", cause="two")
+    assert _error_code(excinfo) == "TaskTimedOut"
+    assert "closed" in excinfo.value.response["Error"]["Message"]
+    described = _wait_until_done(sfn, arn)
+    assert (described["status"], described["error"], described["cause"]) == ("FAILED", "First", "one")
+
+
+def test_every_answer_to_a_stopped_task_is_task_timed_out(sfn, machines):
+    arn = sfn.start_execution(stateMachineArn=machines["approval"]["arn"], input="{}")["executionArn"]
+    token = _task_token(sfn, arn)
+    _wait_for_event(sfn, arn, "TaskSubmitted")
+    sfn.stop_execution(executionArn=arn)
+    assert _answers_to(sfn, token) == ["TaskTimedOut"] * 3
+    assert sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"
+
+
+def test_every_answer_to_a_timed_out_task_is_task_timed_out(sfn, machines):
+    definition = json.load(open("statemachines/approval.asl.json"))
+    definition["States"]["WaitForApproval"]["TimeoutSeconds"] = 1
+    arn = sfn.create_state_machine(
+        name="task-timeout-probe", definition=json.dumps(definition), roleArn=DEMO_ROLE_ARN
+    )["stateMachineArn"]
+    execution_arn = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
+    token = _task_token(sfn, execution_arn)
+    described = _wait_until_done(sfn, execution_arn)
+    assert (described["status"], described["error"]) == ("FAILED", "States.Timeout")
+    assert _answers_to(sfn, token) == ["TaskTimedOut"] * 3
+
+
+def test_an_unknown_token_is_still_invalid_token(sfn, machines):
+    assert _answers_to(sfn, "no-such-token") == ["InvalidToken"] * 3
+
+
+# --- patch 10: DescribeExecution's inputDetails --------------------------------------------------
+
+
+def test_describe_execution_has_input_details_and_output_details_once_succeeded(sfn, machines):
+    # AWS: inputDetails {"included": true} on every description, outputDetails with the output.
+    arn = sfn.start_execution(stateMachineArn=machines["slow"]["arn"], input='{"seconds": 1}')[
+        "executionArn"
+    ]
+    running = sfn.describe_execution(executionArn=arn)
+    assert running["status"] == "RUNNING"
+    assert running["inputDetails"] == {"included": True}
+    assert "outputDetails" not in running
+    done = _wait_until_done(sfn, arn)
+    assert (done["inputDetails"], done["outputDetails"]) == ({"included": True}, {"included": True})
+
+
+# --- patch 11: EXPRESS executions started asynchronously ----------------------------------------
+
+
+def test_start_execution_of_an_express_machine_gets_an_express_arn(sfn, machines):
+    # AWS: arn:aws:states:<region>:<account>:express:<machine>:<name>:<execution id>.
+    started = sfn.start_execution(
+        stateMachineArn=machines["echo-express"]["arn"], name="async-express", input='{"n": 1}'
+    )
+    prefix = "arn:aws:states:us-east-1:123456789012:express:echo-express:async-express:"
+    assert started["executionArn"].startswith(prefix)
+    assert str(uuid.UUID(started["executionArn"][len(prefix):])) == started["executionArn"][len(prefix):]
+    standard = sfn.start_execution(stateMachineArn=machines["hello"]["arn"], input="{}")
+    assert ":execution:hello:" in standard["executionArn"]
 
 
 # --- not patched: findings that a moto upgrade should revisit -----------------------------------

@@ -25,7 +25,7 @@ MAX_BUNDLE_BYTES = 100 * 1024
 # Routes anyone may call: the health check (CORS preflights are API Gateway MOCKs on CORS stages).
 PUBLIC_METHODS = {("/health", "GET")}
 # Neither should ever be bundled: boto3 comes with the Lambda runtime, the rest is dev-only.
-FORBIDDEN_IN_BUNDLE = ("boto3/", "botocore/", "tools/", "local/", "tests/")
+FORBIDDEN_IN_BUNDLE = ("boto3/", "botocore/", "tools/", "local/", "tests/", "client/", "sfn_gateway_client/")
 
 
 def _tool(name: str) -> str:
