@@ -68,10 +68,21 @@ $(PARITY_STAMP): requirements-parity.txt
 client: $(STAMP)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e ./client
 
-# Deployable templates of one stage (tools/package.py: chalice package plus what Chalice leaves out,
-# e.g. the webhooks' SQS failure destination): make package STAGE=dev -> build/dev/sam, build/dev/terraform.
+# Package a stage for deployment, offline: `make package STAGE=prod [FORMAT=terraform] [PACKAGE_DIR=...]`.
+# tools/package.py runs `chalice package` (which needs a region, set there) and adds what Chalice's
+# templates leave out. Fake credentials only when the shell has none, so that botocore never
+# searches EC2 metadata for them.
 .PHONY: package
-STAGE ?= dev
+STAGE ?= prod
+FORMAT ?= cloudformation
+PACKAGE_DIR ?= out/$(STAGE)$(if $(filter terraform,$(FORMAT)),-terraform)
 package: $(STAMP)
-	$(VENV)/bin/python -m tools.package --stage $(STAGE) --pkg-format cloudformation build/$(STAGE)/sam
-	$(VENV)/bin/python -m tools.package --stage $(STAGE) --pkg-format terraform build/$(STAGE)/terraform
+	@if [ -z "$$AWS_ACCESS_KEY_ID$$AWS_PROFILE" ]; then \
+		export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing; fi; \
+	$(VENV)/bin/python -m tools.package --stage $(STAGE) --pkg-format $(FORMAT) $(PACKAGE_DIR)
+	@echo "Packaged stage $(STAGE) ($(FORMAT)) into $(PACKAGE_DIR)/"
+
+# The Lambda layer (PyJWT + cryptography, Linux wheels) for jwt stages' authorizer function: build/jwt-layer.zip.
+.PHONY: jwt-layer
+jwt-layer: $(STAMP)
+	$(VENV)/bin/python -m tools.jwt_layer

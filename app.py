@@ -1,9 +1,9 @@
 """sfn-gateway: a REST API over allow-listed AWS Step Functions operations. Routes only."""
 import os
 
-from chalice import Chalice, IAMAuthorizer
+from chalice import Chalice
 
-from chalicelib import factory, inputs, responses, webhooks
+from chalicelib import factory, identity, inputs, responses, webhooks
 from chalicelib.cors import STAGE_CORS
 from chalicelib.middleware import handle_request
 from chalicelib.validation import (
@@ -20,7 +20,8 @@ from chalicelib.validation import (
 
 app = Chalice(app_name="sfn-gateway")
 app.debug = False
-iam = IAMAuthorizer()
+# IAM (SigV4) unless the stage sets AUTH_MODE=cognito or jwt; read once, here, at import.
+authorizer = identity.route_authorizer(app)
 if STAGE_CORS is not None:
     # Every route then gets an OPTIONS preflight answered by API Gateway itself (MOCK).
     app.api.cors = STAGE_CORS
@@ -33,19 +34,19 @@ def health():
     return {"status": "ok"}
 
 
-@app.route("/state-machines", authorizer=iam)
+@app.route("/state-machines", authorizer=authorizer)
 def list_state_machines():
     inputs.query(app.current_request)
     return factory.get_gateway().list_state_machines()
 
 
-@app.route("/state-machines/{name}", authorizer=iam)
+@app.route("/state-machines/{name}", authorizer=authorizer)
 def describe_state_machine(name):
     inputs.query(app.current_request)
     return factory.get_gateway().describe_state_machine(name)
 
 
-@app.route("/executions", methods=["POST"], authorizer=iam)
+@app.route("/executions", methods=["POST"], authorizer=authorizer)
 def start_execution():
     request = app.current_request
     wait = inputs.query(request, WAIT_QUERY).get("wait")
@@ -56,7 +57,7 @@ def start_execution():
     return responses.waited(request, *gateway.wait_for_execution(started["executionArn"], wait, known=started))
 
 
-@app.route("/executions", methods=["GET"], authorizer=iam)
+@app.route("/executions", methods=["GET"], authorizer=authorizer)
 def list_executions():
     query = inputs.query(app.current_request, LIST_EXECUTIONS_QUERY)
     return factory.get_gateway().list_executions(
@@ -64,7 +65,7 @@ def list_executions():
     )
 
 
-@app.route("/executions/{executionArn}", authorizer=iam)
+@app.route("/executions/{executionArn}", authorizer=authorizer)
 def describe_execution(executionArn):
     request = app.current_request
     wait = inputs.query(request, WAIT_QUERY).get("wait")
@@ -74,13 +75,13 @@ def describe_execution(executionArn):
     return responses.waited(request, *gateway.wait_for_execution(executionArn, wait))
 
 
-@app.route("/executions/{executionArn}/stop", methods=["POST"], authorizer=iam)
+@app.route("/executions/{executionArn}/stop", methods=["POST"], authorizer=authorizer)
 def stop_execution(executionArn):
     body = inputs.body(app.current_request, STOP_EXECUTION_BODY)
     return factory.get_gateway().stop_execution(executionArn, body.get("error"), body.get("cause"))
 
 
-@app.route("/executions/{executionArn}/history", authorizer=iam)
+@app.route("/executions/{executionArn}/history", authorizer=authorizer)
 def get_execution_history(executionArn):
     query = inputs.query(app.current_request, HISTORY_QUERY)
     return factory.get_gateway().get_execution_history(
@@ -88,33 +89,33 @@ def get_execution_history(executionArn):
     )
 
 
-@app.route("/executions/{executionArn}/redrive", methods=["POST"], authorizer=iam)
+@app.route("/executions/{executionArn}/redrive", methods=["POST"], authorizer=authorizer)
 def redrive_execution(executionArn):
     request = app.current_request
     inputs.body(request, NO_BODY)
     return factory.get_gateway().redrive_execution(executionArn, client_token(request.headers.get("idempotency-key")))
 
 
-@app.route("/sync-executions", methods=["POST"], authorizer=iam)
+@app.route("/sync-executions", methods=["POST"], authorizer=authorizer)
 def start_sync_execution():
     request = app.current_request
     inputs.query(request)
     return factory.get_gateway().start_sync_execution(**inputs.start_arguments(request))
 
 
-@app.route("/tasks/success", methods=["POST"], authorizer=iam)
+@app.route("/tasks/success", methods=["POST"], authorizer=authorizer)
 def send_task_success():
     body = inputs.body(app.current_request, TASK_SUCCESS_BODY)
     return factory.get_gateway().send_task_success(body["taskToken"], body.get("output", {}))
 
 
-@app.route("/tasks/failure", methods=["POST"], authorizer=iam)
+@app.route("/tasks/failure", methods=["POST"], authorizer=authorizer)
 def send_task_failure():
     body = inputs.body(app.current_request, TASK_FAILURE_BODY)
     return factory.get_gateway().send_task_failure(body["taskToken"], body.get("error"), body.get("cause"))
 
 
-@app.route("/tasks/heartbeat", methods=["POST"], authorizer=iam)
+@app.route("/tasks/heartbeat", methods=["POST"], authorizer=authorizer)
 def send_task_heartbeat():
     body = inputs.body(app.current_request, TASK_HEARTBEAT_BODY)
     return factory.get_gateway().send_task_heartbeat(body["taskToken"])

@@ -1,11 +1,12 @@
 """The stage's configuration, read from the environment once and validated."""
 import dataclasses
 import functools
+import ipaddress
 import json
 import os
 import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlparse, urlsplit
 
 from chalicelib.budget import API_GATEWAY_TIMEOUT_SECONDS
 from chalicelib.errors import GatewayError, GatewayMisconfigured
@@ -13,7 +14,7 @@ from chalicelib.registry import KMS_KEY_ARN, STATE_MACHINE_ARN, StateMachine, St
 from chalicelib.ssrf import is_ip_literal, is_public_address
 
 _STATE_MACHINE_TYPES = ("STANDARD", "EXPRESS")
-_STATE_MACHINE_KEYS = {"arn", "type", "passCallerContext", "kmsKeyArn"}
+_STATE_MACHINE_KEYS = {"arn", "type", "passCallerContext", "kmsKeyArn", "ownerOnly"}
 _METRICS_NAMESPACE = re.compile(r"^[A-Za-z0-9.\-_/#:]{1,255}$")
 
 
@@ -30,6 +31,7 @@ class GatewayConfig:
     sync_read_timeout: float
     task_routes: bool
     metrics_namespace: str | None
+    access_rules: object = None  # chalicelib.access.AccessRules, or None: every caller may do everything
     webhooks: tuple = ()
     webhooks_allow_local: bool = False
 
@@ -63,8 +65,17 @@ def _parse_state_machine(name: str, entry: object) -> StateMachine:
             f'STATE_MACHINES["{name}"].kmsKeyArn must be a KMS key ARN like '
             f'"arn:aws:kms:us-east-1:123456789012:key/<key id>", got {kms_key_arn!r}.'
         )
+    owner_only = entry.get("ownerOnly", False)
+    if not isinstance(owner_only, bool):
+        raise _fail(f'STATE_MACHINES["{name}"].ownerOnly must be true or false.')
+    if owner_only and sm_type == "EXPRESS":
+        raise _fail(
+            f'STATE_MACHINES["{name}"].ownerOnly applies to STANDARD machines only '
+            "(Step Functions keeps no execution records for EXPRESS ones); remove it."
+        )
     return StateMachine(
-        name=name, arn=arn, type=sm_type, pass_caller_context=pass_caller, kms_key_arn=kms_key_arn
+        name=name, arn=arn, type=sm_type, pass_caller_context=pass_caller, kms_key_arn=kms_key_arn,
+        owner_only=owner_only,
     )
 
 
@@ -135,6 +146,8 @@ def config_from_environ(environ) -> GatewayConfig:
     config = dataclasses.replace(
         config, webhooks=parse_webhooks(environ.get("WEBHOOKS"), config.registry, config.webhooks_allow_local)
     )
+    _check_owner_only(config.registry)
+    config = dataclasses.replace(config, access_rules=parse_access_rules(environ.get("ACCESS_RULES"), config.registry))
     worst_case = (config.connect_timeout + config.read_timeout) * config.max_attempts
     if worst_case >= API_GATEWAY_TIMEOUT_SECONDS:
         raise _fail(
@@ -256,3 +269,139 @@ def parse_webhooks(raw: str | None, registry: StateMachineRegistry, allow_local:
 def get_config() -> GatewayConfig:
     """The stage's configuration, read on first use (never at import time)."""
     return config_from_environ(os.environ)
+
+
+def _check_owner_only(registry: StateMachineRegistry) -> None:
+    # Executions of a version or alias belong to the state machine itself: every entry for it
+    # must agree, or an execution started through one entry could be read through another.
+    owner_only = {}
+    for machine in registry:
+        if owner_only.setdefault(machine.unqualified_arn, machine.owner_only) != machine.owner_only:
+            raise _fail(
+                f'STATE_MACHINES entries for {machine.unqualified_arn} (its versions and aliases included) '
+                "must all set the same ownerOnly."
+            )
+
+
+_RULE_KEYS = ("callers", "groups", "scopes", "stateMachines", "operations")
+
+
+def _rule_strings(index: int, rule: dict, key: str) -> list:
+    values = rule.get(key, [])
+    if not isinstance(values, list) or not all(isinstance(value, str) and value for value in values):
+        raise _fail(f"ACCESS_RULES[{index}].{key} must be a list of non-empty strings, got {values!r}.")
+    return values
+
+
+def _parse_access_rule(index: int, rule: object, registry: StateMachineRegistry):
+    from chalicelib.access import OPERATIONS, WILDCARD, AccessRule
+
+    if not isinstance(rule, dict):
+        raise _fail(f"ACCESS_RULES[{index}] must be an object with keys {list(_RULE_KEYS)}.")
+    unknown = set(rule) - set(_RULE_KEYS)
+    if unknown:
+        raise _fail(f"ACCESS_RULES[{index}] has unknown keys {sorted(unknown)}; allowed: {list(_RULE_KEYS)}.")
+    callers, groups, scopes = (_rule_strings(index, rule, key) for key in ("callers", "groups", "scopes"))
+    if not (callers or groups or scopes):
+        raise _fail(f"ACCESS_RULES[{index}] matches nobody: give at least one of callers, groups or scopes.")
+    operations = _rule_strings(index, rule, "operations")
+    bad_operations = sorted(set(operations) - set(OPERATIONS) - {WILDCARD})
+    if not operations or bad_operations:
+        raise _fail(
+            f"ACCESS_RULES[{index}].operations has unknown operations {bad_operations or operations!r}; "
+            f"use {list(OPERATIONS)} or \"*\"."
+        )
+    machines = _rule_strings(index, rule, "stateMachines")
+    known = {machine.name for machine in registry}
+    bad_machines = sorted(set(machines) - known - {WILDCARD})
+    if bad_machines:
+        raise _fail(
+            f"ACCESS_RULES[{index}].stateMachines names {bad_machines}, not in STATE_MACHINES "
+            f"(known: {sorted(known)}); use short names or \"*\"."
+        )
+    if not machines and set(operations) != {"tasks"}:
+        raise _fail(f"ACCESS_RULES[{index}] needs stateMachines (short names or \"*\") for {operations}.")
+    return AccessRule(
+        callers=frozenset(c for c in callers if not (c.endswith(WILDCARD) and c != WILDCARD)),
+        caller_prefixes=tuple(c[:-1] for c in callers if c.endswith(WILDCARD) and c != WILDCARD),
+        groups=frozenset(groups),
+        scopes=frozenset(scopes),
+        state_machines=frozenset(machines),
+        operations=frozenset(operations),
+    )
+
+
+def parse_access_rules(raw: str | None, registry: StateMachineRegistry):
+    """Build the stage's access rules from the ACCESS_RULES JSON text (None when unset)."""
+    from chalicelib.access import AccessRules
+
+    if raw is None or not raw.strip():
+        return None
+    try:
+        rules = json.loads(raw)
+    except ValueError as err:
+        raise _fail(f"ACCESS_RULES is not valid JSON ({err}).") from err
+    if not isinstance(rules, list):
+        raise _fail("ACCESS_RULES must be a JSON list of rules.")
+    return AccessRules(_parse_access_rule(index, rule, registry) for index, rule in enumerate(rules))
+
+
+# --- the JWT authorizer's settings (jwt stages; read by the authorizer function on first use) ---
+
+# Asymmetric algorithms only: with HS* the "key" would be the IdP's public key, which anyone
+# can read (the classic algorithm-confusion forgery); "none" carries no signature at all.
+SUPPORTED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+DEFAULT_ALGORITHMS = ("RS256", "ES256")
+
+
+@dataclass(frozen=True)
+class JwtSettings:
+    """What the JWT authorizer trusts: one issuer, its audience(s), its keys and algorithms."""
+
+    issuer: str
+    audiences: tuple
+    jwks_url: str | None
+    algorithms: tuple
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+def check_key_url(key: str, url: str) -> str:
+    """The URL, if keys may be fetched from it: https, or http on a loopback host only."""
+    # Keys fetched over plain HTTP could be swapped on the way; only a local dev issuer may use it.
+    parsed = urlparse(url)
+    if parsed.scheme == "https" and parsed.hostname:
+        return url
+    if parsed.scheme == "http" and _is_loopback(parsed.hostname):
+        return url
+    raise _fail(f"{key} must be an https:// URL (http:// only on 127.0.0.1 / localhost), got {url!r}.")
+
+
+def jwt_settings_from_environ(environ) -> JwtSettings:
+    """Build and validate the JWT authorizer's settings from an environment mapping."""
+    issuer = (environ.get("JWT_ISSUER") or "").strip()
+    if not issuer:
+        raise _fail("AUTH_MODE=jwt needs JWT_ISSUER, the token issuer URL (the tokens' iss claim).")
+    check_key_url("JWT_ISSUER", issuer)
+    audiences = tuple(a.strip() for a in (environ.get("JWT_AUDIENCE") or "").split(",") if a.strip())
+    if not audiences:
+        raise _fail("AUTH_MODE=jwt needs JWT_AUDIENCE, the audience (aud claim) tokens must be issued for.")
+    jwks_url = (environ.get("JWT_JWKS_URL") or "").strip() or None
+    if jwks_url:
+        check_key_url("JWT_JWKS_URL", jwks_url)
+    raw_algorithms = environ.get("JWT_ALGORITHMS") or ",".join(DEFAULT_ALGORITHMS)
+    algorithms = tuple(a.strip() for a in raw_algorithms.split(",") if a.strip())
+    refused = [a for a in algorithms if a not in SUPPORTED_ALGORITHMS]
+    if refused or not algorithms:
+        raise _fail(
+            f"JWT_ALGORITHMS may only name asymmetric algorithms ({', '.join(SUPPORTED_ALGORITHMS)}); "
+            f"refused: {refused or raw_algorithms!r}. 'none' and HS* are never accepted."
+        )
+    return JwtSettings(issuer=issuer, audiences=audiences, jwks_url=jwks_url, algorithms=algorithms)

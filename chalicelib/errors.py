@@ -121,6 +121,10 @@ class GatewayMisconfigured(GatewayError):
     """The stage's configuration is invalid."""
 
 
+class AccessDenied(GatewayError):
+    """The stage's access rules do not let this caller do this operation on this state machine."""
+
+
 # Step Functions error code -> domain error. Anything not listed becomes BackendError.
 _SFN_ERRORS = {
     "ExecutionDoesNotExist": ExecutionNotFound,
@@ -155,6 +159,7 @@ _HTTP_STATUS = {
     InvalidToken: (400, None),
     InvalidOutput: (400, None),
     StateMachineTypeNotSupported: (400, None),
+    AccessDenied: (403, None),
     StateMachineNotFound: (404, None),
     ExecutionNotFound: (404, None),
     TaskNotFound: (404, None),

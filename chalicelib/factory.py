@@ -32,9 +32,11 @@ def get_sfn_client(read_timeout: float | None = None):
 
 def get_gateway():
     """The Step Functions gateway for this request, over the cached clients and within its budget."""
+    from chalicelib.access import guard
     from chalicelib.service import StepFunctionsGateway
 
-    return StepFunctionsGateway(get_sfn_client, get_config(), budget.current())
+    config = get_config()
+    return guard(StepFunctionsGateway(get_sfn_client, config, budget.current()), config)
 
 
 @functools.cache

@@ -1,6 +1,7 @@
 """What routes read from a request: validated query and body, the caller, the trace header."""
 import os
 
+from chalicelib.identity import caller_record
 from chalicelib.validation import (
     NO_QUERY,
     START_EXECUTION_BODY,
@@ -45,6 +46,8 @@ def caller_context(request) -> dict:
         "accountId": identity.get("accountId"),
         "sourceIp": identity.get("sourceIp"),
         "requestId": context.get("requestId"),
+        # The caller record {"type", "id", "groups", "scopes"}, whatever the stage's AUTH_MODE.
+        **(caller_record(context) or {"type": None, "id": None, "groups": [], "scopes": []}),
     }
 
 

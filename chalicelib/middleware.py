@@ -8,6 +8,7 @@ from chalicelib import budget
 from chalicelib.config import get_config
 from chalicelib.cors import add_cors_headers
 from chalicelib.errors import BackendError, GatewayError, error_response
+from chalicelib.identity import bind_caller, current_caller
 from chalicelib.serialization import JsonValueError, dumps
 
 ACCESS_LOG = logging.getLogger("sfn_gateway.access")
@@ -75,6 +76,9 @@ def _access_record(request, response, seconds: float) -> dict:
         "durationMs": round(seconds * 1000, 2),
     }
     record.update({field: identity[field] for field in _IDENTITY_FIELDS if identity.get(field)})
+    caller = current_caller()
+    if caller:
+        record["callerIdentity"] = caller
     execution_arn = _execution_arn(request, response)
     if execution_arn:
         record["executionArn"] = execution_arn
@@ -111,6 +115,7 @@ def handle_request(request, get_response):
     """Open the request's time budget, map domain errors, add CORS, log one line, render exact JSON."""
     started = time.perf_counter()
     budget.start(request.lambda_context)
+    bind_caller(request)
     try:
         response = get_response(request)
     except GatewayError as err:

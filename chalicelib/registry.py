@@ -42,6 +42,7 @@ class StateMachine:
     type: str
     pass_caller_context: bool = False
     kms_key_arn: str | None = None
+    owner_only: bool = False
 
     @property
     def is_express(self) -> bool:

@@ -185,6 +185,7 @@ class StepFunctionsGateway:
             existing.get("status") != "RUNNING"
             or previous.get("input") != execution_input
             or previous.get("caller", {}).get("userArn") != (caller or {}).get("userArn")
+            or previous.get("caller", {}).get("id") != (caller or {}).get("id")
         ):
             raise ExecutionAlreadyExists(f"An execution named {name!r} already exists with other input, or has ended.")
         return {"executionArn": arn, "startDate": existing["startDate"]}

@@ -131,9 +131,17 @@ def execution_description(detail: dict, registry, describe=None) -> dict:
         if (detail.get(f"{field}Details") or {}).get("included") is False
     ]
     if truncated:
-        described = (describe or (lambda arn: factory.get_gateway().describe_execution(arn)))(detail["executionArn"])
+        described = (describe or _describe_execution)(detail["executionArn"])
         description.update({field: described.get(field) for field in truncated})
     return description
+
+
+def _describe_execution(execution_arn: str) -> dict:
+    # The gateway without its per-caller access checks: an EventBridge event has no caller,
+    # and the operator chose what each subscription receives.
+    from chalicelib.service import StepFunctionsGateway
+
+    return StepFunctionsGateway(factory.get_sfn_client, get_config(), None).describe_execution(execution_arn)
 
 
 def parse_secrets(value: str, parameter: str) -> tuple:

@@ -52,9 +52,12 @@ _CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testin
 class LocalEngine:
     """A moto server on localhost that really executes state machines."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, region: str = REGION):
         self.host = host
         self.port = port
+        # moto keeps one backend per region (taken from each request's signature): the
+        # demo workflows, their SQS queue and every client must use this one.
+        self.region = region
         self.url = None
         self._server = None
         self._previous_sfn_config = None
@@ -124,14 +127,14 @@ class LocalEngine:
         return boto3.client(
             "stepfunctions",
             endpoint_url=self.url,
-            region_name=REGION,
+            region_name=self.region,
             config=Config(inject_host_prefix=False),
             **self.credentials,
         )
 
     def deploy_demo_state_machines(self, directory="statemachines") -> dict:
         """Create or update every <name>.asl.json in directory; return {name: {"arn", "type"}}."""
-        boto3.client("sqs", endpoint_url=self.url, region_name=REGION, **self.credentials).create_queue(
+        boto3.client("sqs", endpoint_url=self.url, region_name=self.region, **self.credentials).create_queue(
             QueueName=APPROVAL_QUEUE_NAME
         )
         sfn = self.client()
@@ -140,7 +143,7 @@ class LocalEngine:
             name = path.name[: -len(".asl.json")]
             sm_type = "EXPRESS" if name.endswith("-express") else "STANDARD"
             definition = path.read_text()
-            arn = f"arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine:{name}"
+            arn = f"arn:aws:states:{self.region}:{ACCOUNT_ID}:stateMachine:{name}"
             try:
                 current = sfn.describe_state_machine(stateMachineArn=arn)
             except sfn.exceptions.StateMachineDoesNotExist:

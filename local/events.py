@@ -73,14 +73,16 @@ def status_change_event(execution) -> dict:
         if len((detail["input"] or "").encode()) + len((detail["output"] or "").encode()) > EVENT_PAYLOAD_LIMIT:
             detail[field] = None
             detail[f"{field}Details"] = {"included": False}
+    # arn:<partition>:states:<region>:<account>:execution:...
+    region, account = execution.exec_arn.split(":")[3:5]
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
         "detail-type": EVENT_DETAIL_TYPE,
         "source": EVENT_SOURCE,
-        "account": ACCOUNT_ID,
+        "account": account,
         "time": datetime.datetime.now(tz=datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": REGION,
+        "region": region,
         "resources": [execution.exec_arn],
         "detail": detail,
     }
@@ -129,12 +131,15 @@ def new_secret() -> str:
 class LocalWebhooks:
     """Status-change events from one local engine, handed to a Chalice event handler like Lambda would."""
 
-    def __init__(self, engine_url: str, function_timeout: float = 29.0, async_retries: int = LOCAL_ASYNC_RETRIES):
+    def __init__(self, engine_url: str, function_timeout: float = 29.0, async_retries: int = LOCAL_ASYNC_RETRIES,
+                 region: str = REGION):
         self.engine_url = engine_url
         self.function_timeout = function_timeout
         self.async_retries = async_retries
-        self._sqs = boto3.client("sqs", endpoint_url=engine_url, region_name=REGION, **_CREDENTIALS)
-        self._ssm = boto3.client("ssm", endpoint_url=engine_url, region_name=REGION, **_CREDENTIALS)
+        self.region = region
+        # moto keeps one backend per region: the queue and the secret live in the stack's region.
+        self._sqs = boto3.client("sqs", endpoint_url=engine_url, region_name=region, **_CREDENTIALS)
+        self._ssm = boto3.client("ssm", endpoint_url=engine_url, region_name=region, **_CREDENTIALS)
         self.failure_queue_url = self._sqs.create_queue(QueueName=FAILURE_QUEUE_NAME)["QueueUrl"]
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="webhooks")
         self._handler = None
@@ -193,7 +198,7 @@ class LocalWebhooks:
             "timestamp": datetime.datetime.now(tz=datetime.timezone.utc).isoformat(),
             "requestContext": {
                 "requestId": context.aws_request_id,
-                "functionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:sfn-gateway-local-webhooks:$LATEST",
+                "functionArn": f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:sfn-gateway-local-webhooks:$LATEST",
                 "condition": "RetriesExhausted",
                 "approximateInvokeCount": attempts,
             },
@@ -216,11 +221,12 @@ class LocalWebhooks:
 class DemoWebhooks:
     """What `make run` adds for webhooks: the secret in SSM, the demo receiver, the stage's subscriptions."""
 
-    def __init__(self, engine_url: str, state_machines: dict, receiver_port: int, own_url: str | None = None):
+    def __init__(self, engine_url: str, state_machines: dict, receiver_port: int, own_url: str | None = None,
+                 region: str = REGION):
         from local.receiver import Receiver
 
         timeout = float(os.environ.get("LOCAL_WEBHOOK_TIMEOUT") or 29)
-        self.events = LocalWebhooks(engine_url, function_timeout=timeout)
+        self.events = LocalWebhooks(engine_url, function_timeout=timeout, region=region)
         self.secret = new_secret()
         self.events.put_secret(self.secret)
         self.receiver = Receiver(self.secret, port=receiver_port, echo=lambda line: print(line, flush=True)).start()

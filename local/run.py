@@ -3,11 +3,27 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import signal
 import sys
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+# The key pair the local stack accepts when the shell sets none; it is no secret.
+LOCAL_DEFAULT_KEY = "testing"
+# More local IAM principals besides the default key, so access rules by IAM caller can be tried:
+# access key -> (secret key, the user or assumed-role session ARN API Gateway would report).
+# LOCAL_IAM_KEYS (the same shape, as JSON) replaces them.
+LOCAL_IAM_IDENTITIES = {
+    "approver": ["approver-secret", "arn:aws:sts::123456789012:assumed-role/approvers/ada"],
+    "viewer": ["viewer-secret", "arn:aws:iam::123456789012:user/viewer"],
+}
+# The shell settings that would otherwise pick a region for the local stack.
+_REGION_SETTINGS = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE")
+
+
+class LocalStackError(Exception):
+    """The local stack cannot start as configured; the message says what to change."""
 
 
 def _arguments(argv):
@@ -20,17 +36,44 @@ def _arguments(argv):
     return parser.parse_args(argv)
 
 
+def _config_on_disk() -> dict:
+    return json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text())
+
+
+def stack_region(on_disk: dict) -> str:
+    """The one region the local stack runs in: the region of the local stage's state machine ARNs."""
+    from chalicelib.config import parse_state_machines
+    from chalicelib.errors import GatewayMisconfigured
+    from local.engine import REGION
+
+    raw = on_disk["stages"]["local"].get("environment_variables", {}).get("STATE_MACHINES")
+    if not raw:
+        return REGION
+    try:
+        machines = parse_state_machines(raw)
+    except GatewayMisconfigured as err:
+        raise LocalStackError(f".chalice/config.json, stage local: {err}") from err
+    # arn:<partition>:states:<region>:... (the generic ARN layout)
+    regions = sorted({machine.arn.split(":")[3] for machine in machines})
+    if len(regions) > 1:
+        raise LocalStackError(
+            f".chalice/config.json, stage local: STATE_MACHINES names ARNs in {len(regions)} regions "
+            f"({', '.join(regions)}); the local stack runs in one region: use one in every ARN.")
+    return regions[0]
+
+
 def _stage_config(app, engine_url: str, state_machines: dict, overrides: dict | None = None):
-    """The 'local' stage from .chalice/config.json, pointed at this engine's demo machines."""
+    """The 'local' stage from .chalice/config.json, pointed at this engine, plus demo machines it lacks."""
     from chalice.config import Config
 
-    on_disk = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text())
+    on_disk = _config_on_disk()
     variables = on_disk["stages"]["local"].setdefault("environment_variables", {})
-    # The engine decides the ARNs; per-machine options (passCallerContext) come from the stage.
+    # The stage's own entries are served as written; a demo workflow it does not list is added.
     configured = json.loads(variables.get("STATE_MACHINES") or "{}")
-    variables["STATE_MACHINES"] = json.dumps(
-        {name: {**configured.get(name, {}), **machine} for name, machine in state_machines.items()}
-    )
+    listed_arns = {entry.get("arn") for entry in configured.values() if isinstance(entry, dict)}
+    added = {name: machine for name, machine in state_machines.items()
+             if name not in configured and machine["arn"] not in listed_arns}
+    variables["STATE_MACHINES"] = json.dumps({**configured, **added})
     variables["SFN_ENDPOINT_URL"] = engine_url
     variables.update(overrides or {})
     # Config.create() would treat the stage's variables as plain settings and drop them.
@@ -41,23 +84,59 @@ def _stage_config(app, engine_url: str, state_machines: dict, overrides: dict | 
     )
 
 
+def _use_only_the_stacks_aws_settings(access_key: str, secret_key: str, region: str | None = None) -> None:
+    # Every boto3 client in this process (moto's own at import, the engine's, the app's)
+    # must use the stack's region and key. A shell's profile (even a missing one: moto's
+    # import then fails), config file, region or FIPS / dual-stack switch would not.
+    for name in [name for name in os.environ if name.startswith("AWS_")]:
+        del os.environ[name]
+    os.environ.update(
+        AWS_ACCESS_KEY_ID=access_key, AWS_SECRET_ACCESS_KEY=secret_key,
+        AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    if region:
+        # The app reads AWS_REGION first (as in Lambda), botocore AWS_DEFAULT_REGION.
+        os.environ.update(AWS_REGION=region, AWS_DEFAULT_REGION=region)
+
+
+def local_iam_identities() -> dict:
+    """The extra local access keys: LOCAL_IAM_KEYS (JSON) or the built-in demo ones."""
+    raw = os.environ.get("LOCAL_IAM_KEYS")
+    return {key: tuple(value) for key, value in (json.loads(raw) if raw else LOCAL_IAM_IDENTITIES).items()}
+
+
+def _auth_mode() -> str:
+    return (os.environ.get("AUTH_MODE") or "iam").strip().lower()
+
+
+def start_issuer(host: str):
+    """With AUTH_MODE=jwt: start the dev OIDC issuer and point the JWT authorizer's settings at it."""
+    # With JWT_ISSUER already set, the authorizer trusts that issuer (your own IdP, or a test's).
+    if _auth_mode() != "jwt" or os.environ.get("JWT_ISSUER"):
+        return None
+    from local.issuer import DevIssuer
+
+    issuer = DevIssuer(host=host).start()
+    os.environ.update(JWT_ISSUER=issuer.issuer, JWT_AUDIENCE=issuer.audience)
+    return issuer
+
+
 def start_stack(host: str, port: int, sfn_port: int, access_key: str, secret_key: str, region: str,
-                webhook_port: int | None = None):
+                identities: dict | None = None, webhook_port: int | None = None):
     """Start the engine, create the demo workflows and build the app's server (not yet serving)."""
+    _use_only_the_stacks_aws_settings(access_key, secret_key, region)
     from local.engine import LocalEngine
     from local.server import make_server
 
-    engine = LocalEngine(host=host, port=sfn_port).start()
+    engine = LocalEngine(host=host, port=sfn_port, region=region).start()
     webhooks = None
     try:
         state_machines = engine.deploy_demo_state_machines(str(PROJECT_DIR / "statemachines"))
-        # The gateway's boto3 client signs its calls to the engine with these.
-        os.environ.update(AWS_ACCESS_KEY_ID=access_key, AWS_SECRET_ACCESS_KEY=secret_key, AWS_DEFAULT_REGION=region)
-        os.environ.pop("AWS_PROFILE", None)
         if webhook_port is not None:
             from local.events import DemoWebhooks
 
-            webhooks = DemoWebhooks(engine.url, state_machines, webhook_port, os.environ.get("WEBHOOK_URL"))
+            webhooks = DemoWebhooks(engine.url, state_machines, webhook_port, os.environ.get("WEBHOOK_URL"), region)
             # As chalice local does: the stage's variables are in place before app.py is
             # imported, because the webhooks event rule is built from them.
             os.environ.update(_stage_config(None, engine.url, state_machines, webhooks.variables).environment_variables)
@@ -65,7 +144,7 @@ def start_stack(host: str, port: int, sfn_port: int, access_key: str, secret_key
 
         server = make_server(
             app, _stage_config(app, engine.url, state_machines, webhooks and webhooks.variables), host, port,
-            access_key=access_key, secret_key=secret_key, region=region,
+            access_key=access_key, secret_key=secret_key, region=region, identities=identities,
         )
         server.webhooks = webhooks
         if webhooks:
@@ -78,35 +157,106 @@ def start_stack(host: str, port: int, sfn_port: int, access_key: str, secret_key
     return engine, server
 
 
-def _banner(url: str, access_key: str, secret_key: str, region: str, engine_url: str, machines) -> str:
-    sigv4 = f'--aws-sigv4 "aws:amz:{region}:execute-api" --user {access_key}:{secret_key}'
+def _banner(url: str, access_key: str, secret_key: str, region: str, engine_url: str, machines,
+            python: str = "python", ignored: dict | None = None) -> str:
+    if secret_key == LOCAL_DEFAULT_KEY:
+        key_text = f"access key {access_key!r}, secret key {secret_key!r}"
+        user = shlex.quote(f"{access_key}:{secret_key}")
+        shell_secret, python_secret, python_imports = shlex.quote(secret_key), repr(secret_key), ""
+    else:
+        # A key from the shell may be a real one: the commands read it from the shell again.
+        key_text = f"access key {access_key!r}, secret key taken from AWS_SECRET_ACCESS_KEY (not shown)"
+        user = f'"{access_key}:$AWS_SECRET_ACCESS_KEY"'
+        shell_secret, python_secret, python_imports = '"$AWS_SECRET_ACCESS_KEY"', "os.environ['AWS_SECRET_ACCESS_KEY']", "os, "
+    auth = f"AWS4Auth('{access_key}', {python_secret}, '{region}', 'execute-api')"
+    sigv4 = f'--aws-sigv4 "aws:amz:{region}:execute-api" --user {user}'
     start_body = '{"stateMachine": "hello", "input": {"name": "Ada"}}'
+    not_used = ""
+    if ignored:
+        settings = ", ".join(f"{name}={value}" for name, value in ignored.items())
+        not_used = f"\nNot used from your shell: {settings} (the stack runs in the local stage's region).\n"
     return f"""
 sfn-gateway is running at {url}   (local Step Functions engine: {engine_url})
-Demo state machines: {', '.join(machines)}
+Stage local (.chalice/config.json), region {region}; state machines: {', '.join(machines)}
 Requests must be SigV4-signed for service execute-api, region {region},
-access key {access_key!r}, secret key {secret_key!r}  (GET /health needs no signature).
-
-curl:
+{key_text}  (GET /health needs no signature).
+{not_used}
+curl (start hello and wait up to 10 s for its result; then list the executions):
   curl -s {sigv4} -H 'Content-Type: application/json' \\
-       -d '{start_body}' {url}/executions
-  curl -s {sigv4} {url}/executions/<executionArn from the answer>
+       -d '{start_body}' '{url}/executions?wait=10'
+  curl -s {sigv4} '{url}/executions?stateMachine=hello'
+  # Paths holding an ARN (/executions/<executionArn>...) need curl 8.14 or later: older curl signs
+  # them un-encoded, which API Gateway (and this server) refuse with 403. Use Python for those.
 
 sfn-gateway CLI (`make client` installs it into .venv; see docs/client.md):
-  export SFN_GATEWAY_URL={url} AWS_ACCESS_KEY_ID={access_key} AWS_SECRET_ACCESS_KEY={secret_key} AWS_REGION={region}
+  export SFN_GATEWAY_URL={url} AWS_ACCESS_KEY_ID={access_key} AWS_SECRET_ACCESS_KEY={shell_secret} AWS_REGION={region}
   .venv/bin/sfn-gateway start hello --input '{{"name": "Ada"}}' --wait 10
   .venv/bin/sfn-gateway history <executionArn> --follow
 
 awscurl:
-  awscurl --service execute-api --region {region} --access_key {access_key} --secret_key {secret_key} \\
+  awscurl --service execute-api --region {region} --access_key {access_key} --secret_key {shell_secret} \\
           -X POST -d '{start_body}' {url}/executions
 
-Python:
-  python -c "import requests; from requests_aws4auth import AWS4Auth; \\
-print(requests.post('{url}/executions', json={{'stateMachine': 'hello', 'input': {{'name': 'Ada'}}}}, \\
-auth=AWS4Auth('{access_key}', '{secret_key}', '{region}', 'execute-api')).json())"
+Python (the project's virtualenv has requests and requests-aws4auth):
+  {python} -c "import {python_imports}requests; from requests_aws4auth import AWS4Auth; \\
+print(requests.post('{url}/executions?wait=10', json={{'stateMachine': 'hello', 'input': {{'name': 'Ada'}}}}, \\
+auth={auth}).json())"
+
+Approval (a task waiting for its token): start it, read the token from its history (the
+TaskScheduled event), answer it through /tasks/success (or /tasks/failure):
+  ARN=$(curl -s {sigv4} -H 'Content-Type: application/json' \\
+        -d '{{"stateMachine": "approval", "input": {{"amount": 10}}}}' {url}/executions \\
+        | {python} -c "import json, sys; print(json.load(sys.stdin)['executionArn'])")
+  TOKEN=$({python} -c "import {python_imports}sys, time, requests; from urllib.parse import quote; \\
+from requests_aws4auth import AWS4Auth; history = lambda: requests.get('{url}/executions/' \\
++ quote(sys.argv[1], safe='') + '/history?reverse=true', auth={auth}).json()['events']; \\
+print(next(event['taskScheduledEventDetails']['parameters']['MessageBody']['taskToken'] \\
+for _ in range(50) if not time.sleep(0.1) for event in history() if event['type'] == 'TaskScheduled'))" "$ARN")
+  curl -s {sigv4} -H 'Content-Type: application/json' \\
+       -d "{{\\"taskToken\\": \\"$TOKEN\\", \\"output\\": {{\\"approved\\": true}}}}" {url}/tasks/success
 
 Ctrl-C stops everything.
+"""
+
+
+def _python_command() -> str:
+    # The interpreter running the stack has requests and requests-aws4auth (.venv/bin/python
+    # under `make run`); a bare `python` may not.
+    executable = Path(sys.executable)
+    try:
+        return shlex.quote(str(executable.relative_to(Path.cwd())))
+    except ValueError:
+        return shlex.quote(str(executable))
+
+
+def _iam_keys_banner(identities: dict) -> str:
+    lines = [f"  {key}:{secret}  ->  {arn}" for key, (secret, arn) in identities.items()]
+    return "More local IAM callers (access key:secret -> identity), for ACCESS_RULES by caller:\n" + "\n".join(lines) + "\n"
+
+
+def _jwt_banner(url: str, issuer, tokens: dict) -> str:
+    from local.issuer import DEMO_USERS
+
+    start_body = '{"stateMachine": "hello", "input": {"name": "Ada"}}'
+    users = "\n".join(
+        f"  {user} (groups {info['groups']}, scopes {info['scopes']}):\n    export {user.upper()}_TOKEN='{tokens[user]}'"
+        for user, info in DEMO_USERS.items()
+    )
+    return f"""
+AUTH_MODE=jwt: every route but /health needs "Authorization: Bearer <token>", verified by the
+gateway's JWT authorizer against the dev issuer {issuer.issuer} (JWKS {issuer.url}/jwks.json,
+audience {issuer.audience!r}). Demo tokens, valid 12 hours:
+{users}
+
+curl:
+  curl -s -H "Authorization: Bearer $ADA_TOKEN" -H 'Content-Type: application/json' \\
+       -d '{start_body}' {url}/executions
+  curl -s -H "Authorization: Bearer $BOB_TOKEN" {url}/state-machines
+  curl -si {url}/state-machines        # no token -> 401
+
+Try access rules, e.g.:
+  ACCESS_RULES='[{{"groups": ["approvers"], "stateMachines": ["*"], "operations": ["*"]}},
+                 {{"callers": ["bob"], "stateMachines": ["hello"], "operations": ["read"]}}]' AUTH_MODE=jwt make run
 """
 
 
@@ -121,23 +271,53 @@ def _stop_on_signal(signum, frame):
 def main(argv=None) -> int:
     """Run the local stack until Ctrl-C or SIGTERM."""
     args = _arguments(argv)
-    access_key = os.environ.get("AWS_ACCESS_KEY_ID", "testing")
-    secret_key = os.environ.get("AWS_SECRET_ACCESS_KEY", "testing")
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    access_key = os.environ.get("AWS_ACCESS_KEY_ID", LOCAL_DEFAULT_KEY)
+    secret_key = os.environ.get("AWS_SECRET_ACCESS_KEY", LOCAL_DEFAULT_KEY)
+    ignored = {name: os.environ[name] for name in _REGION_SETTINGS if os.environ.get(name)}
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stdout)
     # SIGINT too: a shell starts background jobs with SIGINT ignored, and Python then
     # never raises KeyboardInterrupt for it.
     signal.signal(signal.SIGTERM, _stop_on_signal)
     signal.signal(signal.SIGINT, _stop_on_signal)
+    _use_only_the_stacks_aws_settings(access_key, secret_key)
+    from chalicelib.errors import GatewayMisconfigured
+
+    identities = local_iam_identities()
+    issuer = None
     try:
-        engine, server = start_stack(args.host, args.port, args.sfn_port, access_key, secret_key, region, args.webhook_port)
+        region = stack_region(_config_on_disk())
+        issuer = start_issuer(args.host)
+        engine, server = start_stack(args.host, args.port, args.sfn_port, access_key, secret_key, region, identities,
+                                     args.webhook_port)
+    except (LocalStackError, GatewayMisconfigured) as err:
+        # GatewayMisconfigured: e.g. AUTH_MODE=cognito without COGNITO_USER_POOL_ARNS (app.py refuses to build).
+        if issuer is not None:
+            issuer.stop()
+        print(f"Could not start the local stack: {err}", file=sys.stderr)
+        return 1
     except OSError as err:
+        if issuer is not None:
+            issuer.stop()
         print(f"Could not start the local stack: {err} (set PORT / SFN_PORT to free ports)", file=sys.stderr)
         return 1
     host, port = server.server_address[:2]
     url = f"http://{host}:{port}"
     machines = json.loads(os.environ["STATE_MACHINES"])
-    print(_banner(url, access_key, secret_key, region, engine.url, machines), flush=True)
+    if _auth_mode() == "iam":
+        banner = _banner(url, access_key, secret_key, region, engine.url, machines,
+                         python=_python_command(), ignored=ignored)
+        print(banner.replace("Ctrl-C stops everything.", _iam_keys_banner(identities) + "\nCtrl-C stops everything."),
+              flush=True)
+    else:
+        print(f"sfn-gateway is running at {url}   (local Step Functions engine: {engine.url})", flush=True)
+        if issuer is not None:
+            print(_jwt_banner(url, issuer, issuer.demo_tokens()), flush=True)
+        elif _auth_mode() == "jwt":
+            print(f"AUTH_MODE=jwt: bearer tokens are verified against {os.environ['JWT_ISSUER']}.", flush=True)
+        else:
+            print("AUTH_MODE=cognito: chalice local does NOT verify Cognito token signatures; it only decodes "
+                  "them. Nothing here is authenticated; use the iam or jwt mode to try authentication.", flush=True)
+        print("Ctrl-C stops everything.", flush=True)
     if server.webhooks:
         print(server.webhooks.banner(), flush=True)
     try:
@@ -149,6 +329,8 @@ def main(argv=None) -> int:
         if server.webhooks:
             server.webhooks.stop()
         engine.stop()
+        if issuer is not None:
+            issuer.stop()
     print("sfn-gateway stopped.", flush=True)
     return 0
 

@@ -2,7 +2,9 @@
 
 Differences from ``chalice local``, and why:
 
-* ``IAMAuthorizer`` routes are verified (chalice local only warns and lets them through).
+* ``IAMAuthorizer`` routes are verified (chalice local only warns and lets them through);
+  more than one access key can sign, each standing for its own IAM user or role.
+* A built-in (JWT) authorizer's refusal answers 401 as API Gateway does, not a dropped connection.
 * ``TCP_NODELAY``: the handler writes headers and body separately, so Nagle plus the
   client's delayed ACK stalls every keep-alive request by ~40 ms.
 * A listen backlog of 1024 instead of socketserver's 5, which resets connections
@@ -23,10 +25,13 @@ from chalice.deploy.validate import validate_routes
 from chalice.local import (
     ChaliceRequestHandler,
     ForbiddenError,
+    InvalidAuthorizerError,
     LambdaContext,
     LocalChalice,
     LocalGateway,
     LocalGatewayAuthorizer,
+    LocalGatewayException,
+    NotAuthorizedError,
     ThreadedHTTPServer,
 )
 
@@ -46,7 +51,7 @@ class _SigV4Authorizer(LocalGatewayAuthorizer):
         lambda_event["requestContext"].setdefault("requestId", lambda_context.aws_request_id)
         route = self._route_for_event(lambda_event)
         if route is None or not isinstance(route.authorizer, IAMAuthorizer):
-            return super().authorize(raw_path, lambda_event, lambda_context)
+            return self._builtin_authorize(raw_path, lambda_event, lambda_context)
         context = lambda_event["requestContext"]
         try:
             identity = self._verifier.verify(
@@ -60,6 +65,24 @@ class _SigV4Authorizer(LocalGatewayAuthorizer):
         context["identity"].update(identity.as_request_context())
         context["identity"]["userAgent"] = lambda_event["headers"].get("user-agent")
         return lambda_event, lambda_context
+
+
+    def _builtin_authorize(self, raw_path: str, lambda_event: Dict[str, Any],
+                           lambda_context: LambdaContext) -> Tuple[Dict[str, Any], LambdaContext]:
+        # A built-in authorizer refuses a token by failing with the message "Unauthorized",
+        # which API Gateway answers with 401; any other failure of the authorizer is a 500.
+        # chalice local would let either escape as a broken connection.
+        try:
+            return super().authorize(raw_path, lambda_event, lambda_context)
+        except LocalGatewayException:
+            raise
+        except Exception as err:
+            headers = {"x-amzn-RequestId": lambda_context.aws_request_id}
+            if str(err) == "Unauthorized":
+                raise NotAuthorizedError({**headers, "x-amzn-ErrorType": "UnauthorizedException"},
+                                         b'{"message":"Unauthorized"}') from err
+            raise InvalidAuthorizerError({**headers, "x-amzn-ErrorType": "AuthorizerConfigurationException"},
+                                         b'{"message":null}') from err
 
 
 class _SigV4Gateway(LocalGateway):
@@ -92,7 +115,7 @@ class LocalSigV4Server(ThreadedHTTPServer):
 
 def make_server(app: Chalice, stage_config: Config, host: str = "127.0.0.1", port: int = 0,
                 *, access_key: str = "testing", secret_key: str = "testing",
-                region: str = "us-east-1") -> LocalSigV4Server:
+                region: str = "us-east-1", identities: Optional[dict] = None) -> LocalSigV4Server:
     """Return a ready-to-serve threaded HTTP server for a Chalice app with SigV4 enforced."""
     validate_routes(app.routes)
     _make_current_request_thread_local(app)
@@ -100,7 +123,7 @@ def make_server(app: Chalice, stage_config: Config, host: str = "127.0.0.1", por
     # (process-wide, for good) before importing app.py; do the same so routes that
     # read configuration at request time see the stage's values.
     os.environ.update(stage_config.environment_variables)
-    verifier = SigV4Verifier(access_key, secret_key, region)
+    verifier = SigV4Verifier(access_key, secret_key, region, identities=identities)
     gateway = _SigV4Gateway(app, stage_config, verifier)
     return LocalSigV4Server((host, port), functools.partial(_RequestHandler, gateway=gateway))
 

@@ -1,33 +1,36 @@
 """Dev-only SigV4 verification that mimics API Gateway's AWS_IAM authorization.
 
-The signature is recomputed with botocore's own signer; this module only decides
-which canonical URI / query string to feed it, because real clients disagree:
+The signature is recomputed with botocore's own signer, which builds the canonical
+request the way API Gateway (execute-api) does:
 
-* botocore ``SigV4Auth`` and ``requests-aws4auth`` percent-encode the path as sent
-  on the wire once more (AWS's "double encoding" for non-S3 services), so
-  ``/items/arn%3Aaws`` is signed as ``/items/arn%253Aaws`` and ``/items/arn:aws`` as
-  ``/items/arn%3Aaws``.
-* curl 7.88 ``--aws-sigv4`` signs the path exactly as it sends it (no encoding).
-* Query strings: botocore sorts the raw ``key=value`` pairs; requests-aws4auth
-  decodes, re-encodes (RFC 3986, ``+`` becomes ``%20``) and sorts them; curl 7.88
-  signs them as sent, unsorted.
+* The canonical URI is the path as sent on the wire, URI-encoded once more (AWS's
+  "double encoding" for every service but S3): ``/items/arn%3Aaws`` is signed as
+  ``/items/arn%253Aaws`` and ``/items/arn:aws`` as ``/items/arn%3Aaws``. A path
+  signed as sent (curl before 8.14 ``--aws-sigv4``) does not match, as on AWS.
+* The canonical query string is sorted. botocore sorts the raw ``key=value`` pairs;
+  requests-aws4auth decodes, re-encodes (RFC 3986, ``+`` becomes ``%20``) and sorts
+  them. Both renderings of the wire query are accepted; an unsorted one (curl before
+  8.3) is not, as on AWS.
+* The date comes from ``X-Amz-Date`` (ISO 8601 basic) or, without it, from ``Date``
+  (an HTTP date such as ``Mon, 09 Sep 2011 23:36:00 GMT``, as in AWS's SigV4 test
+  suite); the header it comes from must be signed.
 
-Every candidate is a rendering of the same wire path and query, so accepting any
-of them never lets a tampered path, query, header or body through.
+Both query renderings come from the same wire query, so accepting either never lets a
+tampered path, query, header or body through.
 """
 from __future__ import annotations
 
+import email.utils
 import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Optional, Tuple
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl
 
 from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.compat import HTTPHeaders
 from botocore.credentials import Credentials
-from botocore.utils import normalize_url_path
 
 SERVICE = "execute-api"
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -91,10 +94,11 @@ class _Authorization:
 class _ReceivedRequestSigner(SigV4Auth):
     """botocore's SigV4 signer aimed at a received request instead of an outgoing one."""
 
-    def __init__(self, credentials: Credentials, region: str,
-                 signed_headers: Tuple[str, ...], canonical_query: str) -> None:
-        super().__init__(credentials, SERVICE, region)
+    def __init__(self, credentials: Credentials, service: str, region: str,
+                 signed_headers: Tuple[str, ...], raw_path: str, canonical_query: str) -> None:
+        super().__init__(credentials, service, region)
         self._signed_header_names = signed_headers
+        self._raw_path = raw_path
         self._canonical_query = canonical_query
 
     def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
@@ -110,18 +114,24 @@ class _ReceivedRequestSigner(SigV4Auth):
         return self._canonical_query
 
     def _normalize_url_path(self, path: str) -> str:
-        # The URL already carries the candidate canonical URI.
-        return path
+        # botocore's encoding of the path exactly as received: a URL rebuilt from it
+        # could read a raw '#' or '?' as the end of the path.
+        return super()._normalize_url_path(self._raw_path or "/")
 
 
 class SigV4Verifier:
     """Verify API Gateway AWS_IAM (SigV4) signatures for one access key pair."""
 
     def __init__(self, access_key: str, secret_key: str, region: str = "us-east-1",
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 service: str = SERVICE, identities: Optional[dict] = None) -> None:
         self._credentials = Credentials(access_key, secret_key)
         self._region = region
         self._clock = clock
+        # Only AWS's published SigV4 test vectors (service "host") need another service.
+        self._service = service
+        # More access keys, each standing for another IAM principal: {access key: (secret, ARN)}.
+        self._identities = {key: (Credentials(key, secret), arn) for key, (secret, arn) in (identities or {}).items()}
 
     def verify(self, method: str, raw_target: str,
                headers: Iterable[Tuple[str, str]], body: Optional[bytes]) -> CallerIdentity:
@@ -140,21 +150,34 @@ class SigV4Verifier:
                     "IncompleteSignatureException")
             raise SignatureError(MISSING_TOKEN, "MissingAuthenticationTokenException")
         auth = _parse_authorization(authorization)
-        amz_date = self._check_date(lowered.get("x-amz-date"), auth)
+        date_header, amz_date = self._check_date(lowered, auth)
         self._check_scope(auth)
-        if auth.access_key != self._credentials.access_key:
+        credentials, principal_arn = self._identities.get(auth.access_key, (self._credentials, None))
+        if auth.access_key != credentials.access_key:
             raise SignatureError(UNKNOWN_KEY, "UnrecognizedClientException")
         if "host" not in auth.signed_headers:
             raise SignatureError(
                 "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
                 "InvalidSignatureException")
+        if date_header not in auth.signed_headers:
+            # The date is part of the string to sign anyway; AWS still insists that
+            # the header it came from is signed, like Host.
+            raise SignatureError(
+                f"'{_DATE_HEADER_NAMES[date_header]}' must be a 'SignedHeader' in the AWS Authorization.",
+                "InvalidSignatureException")
         if any(name not in lowered for name in auth.signed_headers):
             raise SignatureError(SIGNATURE_MISMATCH, "InvalidSignatureException")
         self._check_declared_payload_hash(header_pairs, body or b"")
+        if "#" in raw_target:
+            # No client sends a fragment; the app would drop from '#' on what the
+            # signature (re-encoded query rendering) still covers.
+            raise SignatureError(SIGNATURE_MISMATCH, "InvalidSignatureException")
         expected = self._candidate_signatures(
-            method, raw_path, raw_query, header_pairs, body or b"", auth, amz_date)
+            method, raw_path, raw_query, header_pairs, body or b"", auth, amz_date, credentials)
         if not any(hmac.compare_digest(sig, auth.signature) for sig in expected):
             raise SignatureError(SIGNATURE_MISMATCH, "InvalidSignatureException")
+        if principal_arn is not None:
+            return principal_identity(auth.access_key, principal_arn)
         return CallerIdentity(
             access_key=auth.access_key,
             user_arn=f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:user/{LOCAL_USER_NAME}",
@@ -170,11 +193,16 @@ class SigV4Verifier:
         if declared is None:
             return
         request = AWSRequest(method="POST", url="http://local/", data=body)
-        if declared != SigV4Auth(self._credentials, SERVICE, self._region).payload(request):
+        if declared != SigV4Auth(self._credentials, self._service, self._region).payload(request):
             raise SignatureError(SIGNATURE_MISMATCH, "InvalidSignatureException")
 
-    def _check_date(self, amz_date: Optional[str], auth: _Authorization) -> str:
-        if amz_date is None:
+    def _check_date(self, lowered: dict, auth: _Authorization) -> Tuple[str, str]:
+        """Return the header the date came from and the date as an ISO 8601 basic timestamp."""
+        if "x-amz-date" in lowered:
+            date_header, amz_date = "x-amz-date", lowered["x-amz-date"]
+        elif "date" in lowered:
+            date_header, amz_date = "date", _http_date_as_timestamp(lowered["date"])
+        else:
             raise SignatureError(
                 "Authorization header requires existence of either a 'X-Amz-Date' "
                 "or a 'Date' header.", "IncompleteSignatureException")
@@ -202,16 +230,16 @@ class SigV4Verifier:
                 "Date in Credential scope does not match YYYYMMDD from ISO-8601 version "
                 f"of date from HTTP: '{auth.date}' != '{amz_date[:8]}', from '{amz_date}'.",
                 "InvalidSignatureException")
-        return amz_date
+        return date_header, amz_date
 
     def _check_scope(self, auth: _Authorization) -> None:
         if auth.region != self._region:
             raise SignatureError(
                 f"Credential should be scoped to a valid region, not '{auth.region}'. ",
                 "InvalidSignatureException")
-        if auth.service != SERVICE:
+        if auth.service != self._service:
             raise SignatureError(
-                f"Credential should be scoped to correct service: '{SERVICE}'. ",
+                f"Credential should be scoped to correct service: '{self._service}'. ",
                 "InvalidSignatureException")
         if auth.terminator != "aws4_request":
             raise SignatureError(
@@ -220,19 +248,31 @@ class SigV4Verifier:
 
     def _candidate_signatures(self, method: str, raw_path: str, raw_query: str,
                               header_pairs: HTTPHeaders, body: bytes, auth: _Authorization,
-                              amz_date: str) -> list:
+                              amz_date: str, credentials: Optional[Credentials] = None) -> list:
         signatures = []
+        request = AWSRequest(method=method, url="http://local/", headers=header_pairs, data=body)
+        request.context["timestamp"] = amz_date
         for canonical_query in _canonical_queries(raw_query):
             signer = _ReceivedRequestSigner(
-                self._credentials, self._region, auth.signed_headers, canonical_query)
-            for canonical_path in _canonical_paths(raw_path):
-                request = AWSRequest(method=method, url=f"http://local{canonical_path}",
-                                     headers=header_pairs, data=body)
-                request.context["timestamp"] = amz_date
-                canonical_request = signer.canonical_request(request)
-                string_to_sign = signer.string_to_sign(request, canonical_request)
-                signatures.append(signer.signature(string_to_sign, request))
+                credentials or self._credentials, self._service, self._region, auth.signed_headers,
+                raw_path, canonical_query)
+            canonical_request = signer.canonical_request(request)
+            string_to_sign = signer.string_to_sign(request, canonical_request)
+            signatures.append(signer.signature(string_to_sign, request))
         return signatures
+
+
+def principal_identity(access_key: str, arn: str) -> CallerIdentity:
+    """What API Gateway reports for an IAM user ARN or an assumed-role session ARN."""
+    account = arn.split(":")[4]
+    resource = arn.split(":", 5)[5]
+    # Unique ids are shaped like AWS's: AIDA... for users, AROA...:<session> for role sessions.
+    unique = "AROA" if resource.startswith("assumed-role/") else "AIDA"
+    name = resource.split("/")[1] if "/" in resource else resource
+    caller = (unique + name.upper().replace("-", ""))[:21].ljust(21, "0")
+    if unique == "AROA":
+        caller += ":" + resource.rsplit("/", 1)[1]
+    return CallerIdentity(access_key=access_key, user_arn=arn, account_id=account, caller=caller, user=caller)
 
 
 def _parse_authorization(value: str) -> _Authorization:
@@ -269,19 +309,29 @@ def _parse_authorization(value: str) -> _Authorization:
     )
 
 
-def _canonical_paths(raw_path: str) -> list:
-    # AWS's double encoding (botocore, requests-aws4auth), then curl 7.88's as-sent path.
-    aws_double_encoded = quote(normalize_url_path(raw_path), safe="/~")
-    return list(dict.fromkeys([aws_double_encoded, raw_path or "/"]))
-
-
 def _canonical_queries(raw_query: str) -> list:
-    # botocore, requests-aws4auth, then curl 7.88; see the module docstring.
-    raw_pairs = [pair.partition("=")[::2] for pair in raw_query.split("&")] if raw_query else []
-    botocore_sorted = "&".join(f"{k}={v}" for k, v in sorted(raw_pairs))
-    rfc3986_sorted = "&".join(
-        f"{k}={v}" for k, v in sorted(
-            (quote(k, safe="-_.~"), quote(v, safe="-_.~"))
-            for k, v in parse_qsl(raw_query, keep_blank_values=True)))
-    return list(dict.fromkeys([botocore_sorted, rfc3986_sorted, raw_query]))
+    # Both sorted, both computed by botocore: the raw pairs as sent (botocore's own
+    # clients), and the decoded pairs re-encoded (requests-aws4auth). See the module docstring.
+    signer = SigV4Auth(None, SERVICE, "")
+    as_sent = signer.canonical_query_string(AWSRequest(method="GET", url=f"http://local/?{raw_query}"))
+    re_encoded = signer.canonical_query_string(AWSRequest(
+        method="GET", url="http://local/", params=parse_qsl(raw_query, keep_blank_values=True)))
+    return list(dict.fromkeys([as_sent, re_encoded]))
+
+
+def _http_date_as_timestamp(value: str) -> str:
+    # An HTTP date ("Mon, 09 Sep 2011 23:36:00 GMT", or botocore's "... -0000"); the
+    # string to sign always carries the ISO 8601 basic form. An unreadable value is
+    # reported as it was sent.
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return value
+    # parsedate_to_datetime returns "-0000" (UTC, RFC 5322) as a naive datetime.
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc).strftime(SIGV4_TIMESTAMP)
+
+
+_DATE_HEADER_NAMES = {"x-amz-date": "X-Amz-Date", "date": "Date"}
 

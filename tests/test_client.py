@@ -406,3 +406,12 @@ def test_an_unreachable_gateway_raises_gateway_unreachable(recorder):
     recorder.stop()
     with pytest.raises(sgc.GatewayUnreachable):
         Gateway(url, token="t", max_attempts=1).state_machines()
+
+
+def test_the_gateways_access_denied_and_api_gateways_refusal_raise_the_same_class():
+    from sfn_gateway_client.errors import error_from_response
+
+    ruled = error_from_response(403, {"Code": "AccessDenied", "Message": "jwt caller 'bob' may not start ..."})
+    refused = error_from_response(401, {"message": "Unauthorized"})
+    assert type(ruled) is type(refused) is sgc.AccessDenied
+    assert (ruled.status, ruled.code, refused.code) == (403, "AccessDenied", None)

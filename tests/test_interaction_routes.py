@@ -244,7 +244,7 @@ def test_caller_context_wraps_the_input_when_the_machine_asks_for_it(caller_clie
     assert post_json(caller_client, "/executions", {"stateMachine": "orders", "name": "c1", "input": {"n": 1}}).status_code == 201
     sent = json.loads(captured["input"])
     assert sent["input"] == {"n": 1}
-    assert set(sent["caller"]) == {"userArn", "accountId", "sourceIp", "requestId"}
+    assert set(sent["caller"]) == {"userArn", "accountId", "sourceIp", "requestId", "type", "id", "groups", "scopes"}
     assert sent["caller"]["sourceIp"] == "127.0.0.1"
 
 

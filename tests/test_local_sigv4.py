@@ -1,13 +1,15 @@
 """Local SigV4 server: real HTTP requests signed by botocore, requests-aws4auth and curl."""
 import datetime
+import http.client
 import json
 import os
+import re
 import statistics
 import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import botocore.auth
 import pytest
@@ -20,6 +22,7 @@ from chalice.config import Config
 from requests_aws4auth import AWS4Auth
 
 from local.server import make_server
+from local.sigv4 import SignatureError, SigV4Verifier
 
 ACCESS_KEY = "testing"
 SECRET_KEY = "testing"
@@ -32,6 +35,18 @@ MISMATCH = {"message": (
     "The request signature we calculated does not match the signature you provided. "
     "Check your AWS Secret Access Key and signing method. Consult the service "
     "documentation for details.")}
+
+
+
+def _curl_version():
+    version_line = subprocess.run(["curl", "--version"], capture_output=True, text=True, check=True).stdout
+    return tuple(int(part) for part in re.match(r"curl (\d+)\.(\d+)\.(\d+)", version_line).groups())
+
+
+# curl sorts the signed query since 8.3.0 and URI-encodes the signed path since 8.14.0 (curl
+# pull requests #11806 and #17129); older versions sign both as sent, which API Gateway refuses.
+CURL_SORTS_QUERY = _curl_version() >= (8, 3, 0)
+CURL_ENCODES_PATH = _curl_version() >= (8, 14, 0)
 
 app = Chalice(app_name="sigv4-test")
 iam = IAMAuthorizer()
@@ -80,10 +95,10 @@ def base_url():
 
 def botocore_request(method, url, body=None, *, secret=SECRET_KEY, access_key=ACCESS_KEY,
                      region=REGION, service="execute-api", headers=None, send_body=None,
-                     send_url=None, session=requests):
-    """Sign with botocore's SigV4Auth, then send with requests (optionally tampered)."""
+                     send_url=None, session=requests, signer=SigV4Auth):
+    """Sign with botocore's SigV4Auth (or a variant), then send with requests (optionally tampered)."""
     signed = AWSRequest(method=method, url=url, data=body, headers=headers or {})
-    SigV4Auth(Credentials(access_key, secret), service, region).add_auth(signed)
+    signer(Credentials(access_key, secret), service, region).add_auth(signed)
     return session.request(method, send_url or url, headers=dict(signed.headers),
                            data=body if send_body is None else send_body, timeout=10)
 
@@ -136,7 +151,6 @@ def test_signed_get_returns_200_and_handler_sees_the_verified_identity(base_url,
 @pytest.mark.parametrize("client", CLIENTS)
 @pytest.mark.parametrize("query, expected", [
     ("limit=5&status=RUNNING", {"limit": "5", "status": "RUNNING"}),
-    ("status=RUNNING&limit=5&status=FAILED", {"limit": "5", "status": "FAILED"}),
     ("name=a%20b&sort=-startDate&z=%2F", {"name": "a b", "sort": "-startDate", "z": "/"}),
 ])
 def test_signed_get_with_query_string_returns_200(base_url, client, query, expected):
@@ -146,7 +160,15 @@ def test_signed_get_with_query_string_returns_200(base_url, client, query, expec
     assert body["query"] == expected
 
 
-@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("client", ["botocore", "aws4auth"])
+def test_signed_get_with_unsorted_query_string_returns_200_from_clients_that_sort_it(base_url, client):
+    status, body = send(client, "GET", base_url + "/whoami?status=RUNNING&limit=5&status=FAILED")
+
+    assert status == 200
+    assert body["query"] == {"limit": "5", "status": "FAILED"}
+
+
+@pytest.mark.parametrize("client", ["botocore", "aws4auth"])
 @pytest.mark.parametrize("segment", [ENCODED_ARN, ARN], ids=["encoded-arn", "raw-arn"])
 def test_signed_get_with_arn_path_segment_returns_200(base_url, client, segment):
     status, body = send(client, "GET", base_url + "/items/" + segment)
@@ -154,6 +176,25 @@ def test_signed_get_with_arn_path_segment_returns_200(base_url, client, segment)
     assert status == 200
     # chalice local hands the segment over as sent, without decoding it.
     assert unquote(body["arn"]) == ARN
+
+
+def test_curl_signed_unsorted_query_is_accepted_only_from_a_curl_that_sorts_it(base_url):
+    status, body = curl_request("GET", base_url + "/whoami?status=RUNNING&limit=5")
+
+    if CURL_SORTS_QUERY:
+        assert (status, body["query"]) == (200, {"limit": "5", "status": "RUNNING"})
+    else:
+        assert (status, body) == (403, MISMATCH)
+
+
+@pytest.mark.parametrize("segment", [ENCODED_ARN, ARN], ids=["encoded-arn", "raw-arn"])
+def test_curl_signed_arn_path_is_accepted_only_from_a_curl_that_encodes_it(base_url, segment):
+    status, body = curl_request("GET", base_url + "/items/" + segment)
+
+    if CURL_ENCODES_PATH:
+        assert (status, unquote(body["arn"])) == (200, ARN)
+    else:
+        assert (status, body) == (403, MISMATCH)
 
 
 @pytest.mark.parametrize("client", CLIENTS)
@@ -315,3 +356,148 @@ def test_keep_alive_signed_get_latency_is_reported(base_url, capsys):
     with capsys.disabled():
         print("\nmedian keep-alive signed GET (sign + round trip): %.2f ms"
               % (statistics.median(timings) * 1000))
+
+
+# --- what API Gateway refuses and accepts (issue 9, item 18) -----------------------------------
+
+
+class _SignsQueryAsSent(SigV4Auth):
+    """A client that signs the query string as sent, unsorted (as curl before 8.3 does)."""
+
+    def canonical_query_string(self, request):
+        return urlsplit(request.url).query
+
+
+class _SignsPathAsSent(SigV4Auth):
+    """A client that signs the path as sent instead of URI-encoding it (as curl before 8.14 does)."""
+
+    def _normalize_url_path(self, path):
+        return path
+
+
+class _LeavesDateUnsigned(SigV4Auth):
+    """A client that sends X-Amz-Date (or Date) but leaves it out of SignedHeaders."""
+
+    def headers_to_sign(self, request):
+        headers = super().headers_to_sign(request)
+        del headers["x-amz-date"]
+        del headers["date"]
+        return headers
+
+
+def test_query_signed_unsorted_returns_403_while_the_same_signer_passes_a_sorted_query(base_url):
+    sorted_query = botocore_request("GET", base_url + "/whoami?limit=5&status=RUNNING", signer=_SignsQueryAsSent)
+    unsorted_query = botocore_request("GET", base_url + "/whoami?status=RUNNING&limit=5", signer=_SignsQueryAsSent)
+
+    assert (sorted_query.status_code, sorted_query.json()["query"]) == (200, {"limit": "5", "status": "RUNNING"})
+    assert (unsorted_query.status_code, unsorted_query.json()) == (403, MISMATCH)
+
+
+@pytest.mark.parametrize("segment", [ENCODED_ARN, ARN, "a%20b", "a b".replace(" ", "%2520")],
+                         ids=["encoded-arn", "raw-arn", "encoded-space", "double-encoded-space"])
+def test_path_signed_without_uri_encoding_returns_403(base_url, segment):
+    response = botocore_request("GET", base_url + "/items/" + segment, signer=_SignsPathAsSent)
+
+    assert response.status_code == 403
+    assert response.json() == MISMATCH
+
+
+def test_path_signed_without_uri_encoding_passes_when_encoding_changes_nothing(base_url):
+    # The same client on a path of unreserved characters only: its signature is right.
+    response = botocore_request("GET", base_url + "/items/plain-name_1.2~3", signer=_SignsPathAsSent)
+
+    assert (response.status_code, response.json()) == (200, {"arn": "plain-name_1.2~3"})
+
+
+@pytest.mark.parametrize("date_header, name", [(None, "X-Amz-Date"), ("Thu, 01 Jan 1970 00:00:00 GMT", "Date")],
+                         ids=["x-amz-date", "date"])
+def test_date_header_left_out_of_signed_headers_returns_403(base_url, date_header, name):
+    headers = {"Date": date_header} if date_header else {}
+
+    response = botocore_request("GET", base_url + "/whoami", headers=headers, signer=_LeavesDateUnsigned)
+
+    assert response.status_code == 403
+    assert response.json() == {"message": f"'{name}' must be a 'SignedHeader' in the AWS Authorization."}
+    assert response.headers["x-amzn-ErrorType"] == "InvalidSignatureException"
+
+
+def test_request_dated_by_a_signed_date_header_without_x_amz_date_returns_200(base_url):
+    # botocore signs with the Date header when the request has one (SigV4Auth._set_necessary_date_headers).
+    response = botocore_request("POST", base_url + "/echo", b'{"n": 1}',
+                                headers={"Date": "any", "Content-Type": "application/json"})
+
+    sent = response.request.headers
+    assert "X-Amz-Date" not in sent and "SignedHeaders=content-type;date;host" in sent["Authorization"]
+    assert (response.status_code, response.json()) == (200, {"body": '{"n": 1}'})
+
+
+def test_request_dated_by_a_date_header_more_than_5_minutes_old_returns_403(base_url, monkeypatch):
+    signed_at = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=6)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: signed_at)
+
+    response = botocore_request("GET", base_url + "/whoami", headers={"Date": "any"})
+
+    assert response.status_code == 403
+    assert response.json()["message"].startswith("Signature expired: ")
+
+
+def test_date_header_that_is_no_date_returns_403_naming_the_value(base_url):
+    request = AWSRequest(method="GET", url=base_url + "/whoami", headers={"Date": "any"})
+    SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "execute-api", REGION).add_auth(request)
+    headers = dict(request.headers, Date="yesterday")
+
+    response = requests.get(base_url + "/whoami", headers=headers, timeout=10)
+
+    assert response.status_code == 403
+    assert response.json()["message"].startswith("Date must be in ISO-8601 'basic format'. Got 'yesterday'.")
+
+
+# AWS's published SigV4 test suite (2011), case get-vanilla: a request dated by an RFC 1123
+# Date header, service "host"; computed independently of botocore by AWS.
+VANILLA_HEADERS = [("Date", "Mon, 09 Sep 2011 23:36:00 GMT"), ("Host", "host.foo.com")]
+VANILLA_AUTHORIZATION = (
+    "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20110909/us-east-1/host/aws4_request, "
+    "SignedHeaders=date;host, "
+    "Signature=b27ccfbfa7df52a200ff74193ca6e32d4b48b8856fab7ebf1c595d0670a7e470")
+
+
+def _vanilla_verifier():
+    return SigV4Verifier(
+        "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "us-east-1",
+        clock=lambda: datetime.datetime(2011, 9, 9, 23, 36, tzinfo=datetime.timezone.utc), service="host")
+
+
+def test_aws_test_suite_request_dated_by_rfc_1123_date_header_verifies():
+    identity = _vanilla_verifier().verify(
+        "GET", "/", VANILLA_HEADERS + [("Authorization", VANILLA_AUTHORIZATION)], b"")
+
+    assert identity.access_key == "AKIDEXAMPLE"
+
+
+@pytest.mark.parametrize("method, target, headers", [
+    ("POST", "/", VANILLA_HEADERS),
+    ("GET", "/?a=b", VANILLA_HEADERS),
+    ("GET", "/", [("Date", "Mon, 09 Sep 2011 23:36:01 GMT"), ("Host", "host.foo.com")]),
+    ("GET", "/", [("Date", "Mon, 09 Sep 2011 23:36:00 GMT"), ("Host", "host.bar.com")]),
+], ids=["method", "query", "date", "host"])
+def test_aws_test_suite_request_changed_in_any_signed_part_is_refused(method, target, headers):
+    with pytest.raises(SignatureError) as refused:
+        _vanilla_verifier().verify(method, target, headers + [("Authorization", VANILLA_AUTHORIZATION)], b"")
+
+    assert refused.value.message == MISMATCH["message"]
+
+
+def test_raw_fragment_in_the_request_target_returns_403_instead_of_hiding_signed_parameters(base_url):
+    # Signed: a="1#", b="2". Sent with a raw '#', the app would read only a="1": no client sends one.
+    signed = AWSRequest(method="GET", url=base_url + "/whoami?a=1%23&b=2")
+    SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "execute-api", REGION).add_auth(signed)
+    host, port = urlsplit(base_url).hostname, urlsplit(base_url).port
+    connection = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        connection.request("GET", "/whoami?a=1#&b=2", headers=dict(signed.headers))
+        response = connection.getresponse()
+        status, body = response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+    assert (status, body) == (403, MISMATCH)

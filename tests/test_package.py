@@ -253,6 +253,112 @@ def test_deployment_zip_is_small_and_bundles_no_sdk_or_dev_code(packages, stage)
     assert size <= MAX_BUNDLE_BYTES
 
 
+# --- identity modes (issue 10): one example stage per AUTH_MODE, packaged from a copy of the project ---
+
+IDENTITY_STAGES = json.loads((PROJECT_DIR / "docs" / "identity-stages.json").read_text())
+MODE_STAGES = {"iam": "prod", "cognito": "orders-cognito", "jwt": "orders-jwt"}
+JWT_LAYER_ARN = "arn:aws:lambda:us-east-1:123456789012:layer:sfn-gateway-jwt:1"
+
+
+@pytest.fixture(scope="module")
+def mode_packages(tmp_path_factory):
+    """mode -> {"cloudformation": dir, "terraform": dir}, packaged from a project copy holding the example stages."""
+    project = tmp_path_factory.mktemp("identity-project")
+    for name in ("app.py", "requirements.txt"):
+        shutil.copy(PROJECT_DIR / name, project / name)
+    shutil.copytree(PROJECT_DIR / "chalicelib", project / "chalicelib", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(PROJECT_DIR / ".chalice", project / ".chalice", ignore=shutil.ignore_patterns("deployments", "deployed"))
+    config = json.loads((project / ".chalice" / "config.json").read_text())
+    config["stages"].update(IDENTITY_STAGES)
+    (project / ".chalice" / "config.json").write_text(json.dumps(config))
+    built = {}
+    for mode, stage in MODE_STAGES.items():
+        built[mode] = {}
+        for pkg_format in FORMATS:
+            out = tmp_path_factory.mktemp(f"{mode}-{pkg_format}")
+            result = subprocess.run([_tool("chalice"), "package", "--pkg-format", pkg_format, "--stage", stage, str(out)],
+                                    cwd=project, capture_output=True, text=True, timeout=120,
+                                    env={**_offline_environment(), "PYTHONDONTWRITEBYTECODE": "1"})
+            assert result.returncode == 0, f"chalice package {pkg_format} {stage} failed:\n{result.stderr}"
+            built[mode][pkg_format] = out
+    return built
+
+
+def _functions(template: dict) -> dict:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
+
+
+def _swaggers(mode_packages, mode):
+    return [_sam_swagger(_sam(mode_packages, mode)), _terraform_swagger(_terraform(mode_packages, mode))]
+
+
+def _assert_every_private_method_uses(swagger: dict, scheme: str) -> None:
+    methods = _methods(swagger)
+    assert sorted(k for k, security in methods.items() if security != [{scheme: []}] and k not in PUBLIC_METHODS and k[1] != "OPTIONS") == []
+    assert methods[("/health", "GET")] is None
+
+
+@pytest.mark.parametrize("mode", sorted(MODE_STAGES))
+def test_each_modes_sam_template_passes_cfn_lint(mode_packages, mode):
+    result = _run([_tool("cfn-lint"), "--format", "parseable", str(mode_packages[mode]["cloudformation"] / "sam.json")])
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+@pytest.mark.parametrize("mode", sorted(MODE_STAGES))
+def test_each_modes_deployment_zip_stays_small_without_pyjwt(mode_packages, mode):
+    bundle = mode_packages[mode]["cloudformation"] / "deployment.zip"
+    names = zipfile.ZipFile(bundle).namelist()
+    print(f"deployment.zip (AUTH_MODE={mode}): {bundle.stat().st_size} bytes ({bundle.stat().st_size / 1024:.1f} KiB)")
+    assert [n for n in names if n.startswith(("jwt/", "cryptography/", "cffi/") + FORBIDDEN_IN_BUNDLE)] == []
+    assert bundle.stat().st_size <= MAX_BUNDLE_BYTES
+
+
+def test_iam_mode_has_sigv4_on_every_method_but_health_and_no_authorizer_function(mode_packages):
+    for swagger in _swaggers(mode_packages, "iam"):
+        _assert_sigv4_on_every_private_method(swagger)
+    assert list(_functions(_sam(mode_packages, "iam"))) == ["APIHandler"]
+    assert list(_terraform(mode_packages, "iam")["resource"]["aws_lambda_function"]) == ["api_handler"]
+
+
+def test_cognito_mode_has_a_cognito_authorizer_on_every_private_method(mode_packages):
+    for swagger in _swaggers(mode_packages, "cognito"):
+        scheme = swagger["securityDefinitions"]["cognito"]
+        assert scheme["x-amazon-apigateway-authtype"] == "cognito_user_pools"
+        assert scheme["x-amazon-apigateway-authorizer"]["providerARNs"] == [
+            "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_AbCdEf123"]
+        _assert_every_private_method_uses(swagger, "cognito")
+        assert "sigv4" not in swagger["securityDefinitions"]
+    assert list(_functions(_sam(mode_packages, "cognito"))) == ["APIHandler"]
+
+
+def test_jwt_mode_has_the_authorizer_function_its_invoke_permission_and_the_ttl(mode_packages):
+    template = _sam(mode_packages, "jwt")
+    for swagger in _swaggers(mode_packages, "jwt"):
+        scheme = swagger["securityDefinitions"]["jwt_authorizer"]
+        assert (scheme["x-amazon-apigateway-authtype"], scheme["name"]) == ("custom", "Authorization")
+        assert scheme["x-amazon-apigateway-authorizer"]["type"] == "token"
+        assert scheme["x-amazon-apigateway-authorizer"]["authorizerResultTtlInSeconds"] == 300
+        _assert_every_private_method_uses(swagger, "jwt_authorizer")
+    functions = _functions(template)
+    assert sorted(functions) == ["APIHandler", "JwtAuthorizer"]
+    authorizer = functions["JwtAuthorizer"]["Properties"]
+    # The layer (PyJWT + cryptography) goes to the authorizer only; the API function stays lean.
+    assert (authorizer["Handler"], authorizer["Layers"]) == ("chalicelib.identity.jwt_authorizer", [JWT_LAYER_ARN])
+    assert "Layers" not in functions["APIHandler"]["Properties"]
+    [permission] = [r["Properties"] for r in template["Resources"].values()
+                    if r["Type"] == "AWS::Lambda::Permission" and r["Properties"]["FunctionName"] == {"Fn::GetAtt": ["JwtAuthorizer", "Arn"]}]
+    assert (permission["Principal"], permission["Action"]) == ("apigateway.amazonaws.com", "lambda:InvokeFunction")
+    # Its role may write logs and nothing else: it never calls Step Functions.
+    role = template["Resources"][authorizer["Role"]["Fn::GetAtt"][0]]["Properties"]
+    [policy_doc] = role["Policies"]
+    assert {a for s in policy_doc["PolicyDocument"]["Statement"] for a in s["Action"]} == {
+        "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
+    terraform = _terraform(mode_packages, "jwt")["resource"]
+    assert terraform["aws_lambda_function"]["jwt_authorizer"]["layers"] == [JWT_LAYER_ARN]
+    assert "layers" not in terraform["aws_lambda_function"]["api_handler"]
+    assert any(p["function_name"] == "${aws_lambda_function.jwt_authorizer.arn}" for p in terraform["aws_lambda_permission"].values())
+
+
 def _stage_environment(stage: str) -> dict:
     return policy.stage_environment(policy.load_config(), stage)
 

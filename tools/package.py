@@ -105,6 +105,10 @@ def package(stage: str, pkg_format: str, out: Path, env: dict | None = None) -> 
     env = dict(os.environ if env is None else env)
     # botocore needs a region to build the template; nothing is called.
     env.setdefault("AWS_DEFAULT_REGION", env.get("AWS_REGION") or "us-east-1")
+    # Chalice zips chalicelib/ as it is on disk, __pycache__ included: bytecode left by a test
+    # run doubles deployment.zip (and may be stale). Neither keep it nor let chalice write it.
+    shutil.rmtree(PROJECT_DIR / "chalicelib" / "__pycache__", ignore_errors=True)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
     command = [_chalice(), "package", "--pkg-format", pkg_format, "--stage", stage]
     with tempfile.TemporaryDirectory() as scratch:
         merge = sam_merge_template(environment, xray_enabled(config, stage)) if pkg_format == "cloudformation" else None

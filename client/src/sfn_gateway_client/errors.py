@@ -36,7 +36,7 @@ class ApiGatewayError(ApiError):
 
 
 class AccessDenied(ApiGatewayError):
-    """401/403 from API Gateway: missing or bad signature or token, or no permission for the route."""
+    """401/403: API Gateway refused the signature, token or route, or the stage's access rules (Code AccessDenied)."""
 
 
 # --- the gateway's error table (openapi.yaml lists the same codes; a test keeps them in step) ---
@@ -159,7 +159,7 @@ ERROR_CLASSES: Dict[str, Type[ApiError]] = {
         TaskRoutesDisabled, ExecutionAlreadyExists, ExecutionNotRedrivable, TaskTimedOut, InputTooLarge,
         UnsupportedMediaType, Throttled, GatewayMisconfigured, InternalServerError, NotImplementedByBackend,
         BackendError, BackendUnavailable, BackendTimeout, StateMachineDeleting, ExecutionLimitExceeded,
-        KmsAccessDenied, KmsKeyUnavailable,
+        KmsAccessDenied, KmsKeyUnavailable, AccessDenied,
     )
 }
 
