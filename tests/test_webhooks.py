@@ -599,3 +599,18 @@ def test_numbers_in_input_and_output_reach_the_receiver_exactly(monkeypatch):
     assert webhook["verified"]
     assert b'"input":{"amount":12345678901234567.89}' in webhook["body"]
     assert b'"output":{"total":1e400,"n":0.1000}' in webhook["body"]
+
+
+def test_describe_execution_for_a_webhook_needs_no_caller_even_with_owner_only_machines(monkeypatch, stub):
+    # Given an ownerOnly machine (the API checks each caller's tag) and an event without its output
+    monkeypatch.setenv("STATE_MACHINES", json.dumps({"orders": {"arn": ORDERS_ARN, "ownerOnly": True}}))
+    monkeypatch.setenv("WEBHOOKS", json.dumps([subscription_entry()]))
+    get_config.cache_clear()
+    arn = execution_arn("orders", "run-1")
+    stub.add_response("describe_execution", {
+        "executionArn": arn, "stateMachineArn": ORDERS_ARN, "status": "SUCCEEDED", "startDate": 1795683600,
+        "input": '{"order": 7}', "output": '{"total": 42}',
+    }, {"executionArn": arn})
+    detail = status_change(output=None, outputDetails={"included": False})["detail"]
+    # When the webhook body is built, then DescribeExecution runs without a caller and fills the output
+    assert webhooks.execution_description(detail, get_config().registry)["output"] == {"total": 42}
