@@ -3,7 +3,7 @@ import os
 
 from chalice import Chalice
 
-from chalicelib import factory, identity, inputs, responses, webhooks
+from chalicelib import factory, identity, inputs, responses, webhook_rule
 from chalicelib.cors import STAGE_CORS
 from chalicelib.middleware import handle_request
 from chalicelib.validation import (
@@ -123,9 +123,11 @@ def send_task_heartbeat():
 
 # Chalice builds the event rule with the app, and `chalice package/deploy/local` load the
 # stage's variables before importing app.py: the one import-time read for webhooks.
-_WEBHOOK_PATTERN = webhooks.event_pattern(os.environ)
+_WEBHOOK_PATTERN = webhook_rule.event_pattern(os.environ)
 if _WEBHOOK_PATTERN:
 
     @app.on_cw_event(_WEBHOOK_PATTERN, name="webhooks")
     def deliver_webhooks(event):
+        from chalicelib import webhooks  # here, not at the top: the API function's cold start skips http.client
+
         webhooks.deliver_status_change(event.to_dict(), event.context)

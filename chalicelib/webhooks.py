@@ -24,13 +24,11 @@ from urllib.parse import urlsplit
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import factory
-from chalicelib.config import WebhookSubscription, config_from_environ, get_config
+from chalicelib.config import WebhookSubscription, get_config
 from chalicelib.errors import GatewayError, GatewayMisconfigured
 from chalicelib.serialization import dumps, to_json_ready
 from chalicelib.ssrf import is_public_address
 
-EVENT_SOURCE = "aws.states"
-EVENT_DETAIL_TYPE = "Step Functions Execution Status Change"
 SECRET_PREFIX = "whsec_"
 # Standard Webhooks recommends 24-64 random bytes; fewer than 16 is refused as too weak.
 MIN_SECRET_BYTES = 16
@@ -69,23 +67,6 @@ class Outcome:
     attempts: int
     http_status: int | None = None
     error: str | None = None
-
-
-def event_pattern(environ) -> dict | None:
-    """The EventBridge pattern for the stage's subscribed machines and statuses; None without WEBHOOKS."""
-    if not environ.get("WEBHOOKS"):
-        return None
-    subscriptions = config_from_environ(environ).webhooks
-    if not subscriptions:
-        return None
-    return {
-        "source": [EVENT_SOURCE],
-        "detail-type": [EVENT_DETAIL_TYPE],
-        "detail": {
-            "stateMachineArn": sorted({arn for s in subscriptions for arn in s.state_machine_arns}),
-            "status": sorted({status for s in subscriptions for status in s.statuses}),
-        },
-    }
 
 
 def matching_subscriptions(subscriptions, detail: dict) -> list:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from app import app
-from chalicelib import webhooks
+from chalicelib import webhook_rule
 from chalicelib.cors import cors_config
 from tools import package as packaging
 from tools import policy
@@ -363,7 +363,7 @@ def _stage_environment(stage: str) -> dict:
     return policy.stage_environment(policy.load_config(), stage)
 
 
-WEBHOOK_STAGES = [stage for stage in STAGES if webhooks.event_pattern(_stage_environment(stage))]
+WEBHOOK_STAGES = [stage for stage in STAGES if webhook_rule.event_pattern(_stage_environment(stage))]
 
 
 def test_some_stages_subscribe_webhooks_and_prod_does_not():
@@ -378,7 +378,7 @@ def test_sam_webhooks_rule_has_the_stages_pattern_and_its_own_least_privilege_ro
     # Then the webhooks function is triggered by exactly the stage's status-change pattern
     [trigger] = function["Events"].values()
     assert trigger["Type"] == "CloudWatchEvent"
-    assert trigger["Properties"]["Pattern"] == webhooks.event_pattern(_stage_environment(stage))
+    assert trigger["Properties"]["Pattern"] == webhook_rule.event_pattern(_stage_environment(stage))
     assert function["Handler"] == "app.deliver_webhooks"
     # And it runs as its own role with the generated webhooks policy only
     role = resources[function["Role"]["Fn::GetAtt"][0]]["Properties"]
@@ -389,7 +389,7 @@ def test_sam_webhooks_rule_has_the_stages_pattern_and_its_own_least_privilege_ro
 def test_terraform_webhooks_rule_has_the_stages_pattern(packages, stage):
     resources = _terraform(packages, stage)["resource"]
     [rule] = resources["aws_cloudwatch_event_rule"].values()
-    assert json.loads(rule["event_pattern"]) == webhooks.event_pattern(_stage_environment(stage))
+    assert json.loads(rule["event_pattern"]) == webhook_rule.event_pattern(_stage_environment(stage))
     [target] = resources["aws_cloudwatch_event_target"].values()
     assert target["arn"] == "${aws_lambda_function.webhooks.arn}"
     role = resources["aws_lambda_function"]["webhooks"]["role"].removeprefix("${aws_iam_role.").removesuffix(".arn}")

@@ -1,6 +1,7 @@
 """Webhooks: matching, the body, Standard Webhooks signatures, secrets, delivery faults, SSRF guards."""
 import base64
 import json
+import os
 import socket
 import time
 
@@ -9,7 +10,7 @@ import pytest
 from botocore.stub import Stubber
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from chalicelib import factory, webhooks
+from chalicelib import factory, webhook_rule, webhooks
 from chalicelib.config import config_from_environ, get_config
 from chalicelib.errors import ExecutionNotFound, GatewayMisconfigured
 from local.receiver import HANG, Receiver
@@ -37,7 +38,7 @@ def stage(monkeypatch, *entries, allow_local=True):
 def status_change(status="SUCCEEDED", arn=None, **detail):
     arn = arn or execution_arn("orders", "run-1")
     return {
-        "version": "0", "id": "6f3b1c2e-0000-4000-8000-000000000001", "detail-type": webhooks.EVENT_DETAIL_TYPE,
+        "version": "0", "id": "6f3b1c2e-0000-4000-8000-000000000001", "detail-type": webhook_rule.EVENT_DETAIL_TYPE,
         "source": "aws.states", "account": "123456789012", "time": "2026-11-26T09:00:00Z", "region": "us-east-1",
         "resources": [arn],
         "detail": {
@@ -71,7 +72,7 @@ def secrets(monkeypatch):
 def test_event_pattern_lists_only_the_subscribed_machines_and_statuses():
     environ = {"STATE_MACHINES": json.dumps(TEST_STATE_MACHINES),
                "WEBHOOKS": json.dumps([subscription_entry(statuses=["FAILED", "TIMED_OUT"])])}
-    assert webhooks.event_pattern(environ) == {
+    assert webhook_rule.event_pattern(environ) == {
         "source": ["aws.states"],
         "detail-type": ["Step Functions Execution Status Change"],
         "detail": {"stateMachineArn": [ORDERS_ARN], "status": ["FAILED", "TIMED_OUT"]},
@@ -79,8 +80,8 @@ def test_event_pattern_lists_only_the_subscribed_machines_and_statuses():
 
 
 def test_a_stage_without_webhooks_has_no_pattern():
-    assert webhooks.event_pattern({"STATE_MACHINES": json.dumps(TEST_STATE_MACHINES)}) is None
-    assert webhooks.event_pattern({"STATE_MACHINES": json.dumps(TEST_STATE_MACHINES), "WEBHOOKS": "[]"}) is None
+    assert webhook_rule.event_pattern({"STATE_MACHINES": json.dumps(TEST_STATE_MACHINES)}) is None
+    assert webhook_rule.event_pattern({"STATE_MACHINES": json.dumps(TEST_STATE_MACHINES), "WEBHOOKS": "[]"}) is None
 
 
 def test_only_subscriptions_for_the_machine_and_status_match():
@@ -584,7 +585,7 @@ def test_a_subscription_to_an_alias_matches_events_of_its_state_machine(monkeypa
     get_config.cache_clear()
     config = get_config()
     # Then the rule and the matching use the state machine's own ARN, which status-change events carry
-    assert webhooks.event_pattern(dict(__import__("os").environ))["detail"]["stateMachineArn"] == [ORDERS_ARN]
+    assert webhook_rule.event_pattern(dict(os.environ))["detail"]["stateMachineArn"] == [ORDERS_ARN]
     detail = status_change()["detail"]
     assert [s.id for s in webhooks.matching_subscriptions(config.webhooks, detail)] == ["billing"]
     assert webhooks.execution_description(detail, config.registry)["stateMachine"] == "orders-live"
@@ -614,3 +615,18 @@ def test_describe_execution_for_a_webhook_needs_no_caller_even_with_owner_only_m
     detail = status_change(output=None, outputDetails={"included": False})["detail"]
     # When the webhook body is built, then DescribeExecution runs without a caller and fills the output
     assert webhooks.execution_description(detail, get_config().registry)["output"] == {"total": 42}
+
+
+def test_importing_the_app_with_webhooks_declares_the_handler_but_loads_no_delivery_code():
+    # Given a stage with WEBHOOKS, imported as chalice package/deploy do (variables first)
+    import subprocess
+    import sys
+
+    environ = {**os.environ, "STATE_MACHINES": json.dumps(TEST_STATE_MACHINES),
+               "WEBHOOKS": json.dumps([subscription_entry()]), "AWS_DEFAULT_REGION": "us-east-1"}
+    probe = ("import sys, app; print(app.app.event_sources[0].name if app.app.event_sources else None, "
+             "'chalicelib.webhooks' in sys.modules, 'http.client' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=environ, timeout=60,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    # Then the handler exists, and the API function's cold start pays for neither delivery nor http.client
+    assert (result.returncode, result.stdout.split()) == (0, ["webhooks", "False", "False"]), result.stderr
