@@ -1,7 +1,9 @@
 """sfn-gateway: a REST API over allow-listed AWS Step Functions operations. Routes only."""
+import os
+
 from chalice import Chalice
 
-from chalicelib import factory, identity, inputs, responses
+from chalicelib import factory, identity, inputs, responses, webhook_rule
 from chalicelib.cors import STAGE_CORS
 from chalicelib.middleware import handle_request
 from chalicelib.validation import (
@@ -117,3 +119,15 @@ def send_task_failure():
 def send_task_heartbeat():
     body = inputs.body(app.current_request, TASK_HEARTBEAT_BODY)
     return factory.get_gateway().send_task_heartbeat(body["taskToken"])
+
+
+# Chalice builds the event rule with the app, and `chalice package/deploy/local` load the
+# stage's variables before importing app.py: the one import-time read for webhooks.
+_WEBHOOK_PATTERN = webhook_rule.event_pattern(os.environ)
+if _WEBHOOK_PATTERN:
+
+    @app.on_cw_event(_WEBHOOK_PATTERN, name="webhooks")
+    def deliver_webhooks(event):
+        from chalicelib import webhooks  # here, not at the top: the API function's cold start skips http.client
+
+        webhooks.deliver_status_change(event.to_dict(), event.context)

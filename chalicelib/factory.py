@@ -42,3 +42,16 @@ def get_gateway():
     from chalicelib.access import guard
 
     return guard(gateway, config)
+
+
+@functools.cache
+def get_ssm_client():
+    """The cached SSM client that reads webhook secrets (AWS_ENDPOINT_URL_SSM points it elsewhere)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "ssm",
+        region_name=get_config().region,
+        config=Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 3}),
+    )

@@ -31,6 +31,8 @@ def _arguments(argv):
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
     parser.add_argument("--sfn-port", type=int, default=int(os.environ.get("SFN_PORT", 8083)))
+    parser.add_argument("--webhook-port", type=int, default=int(os.environ.get("WEBHOOK_PORT", 0)),
+                        help="port of the demo webhook receiver (default: any free port)")
     return parser.parse_args(argv)
 
 
@@ -60,7 +62,7 @@ def stack_region(on_disk: dict) -> str:
     return regions[0]
 
 
-def _stage_config(app, engine_url: str, state_machines: dict):
+def _stage_config(app, engine_url: str, state_machines: dict, overrides: dict | None = None):
     """The 'local' stage from .chalice/config.json, pointed at this engine, plus demo machines it lacks."""
     from chalice.config import Config
 
@@ -73,6 +75,7 @@ def _stage_config(app, engine_url: str, state_machines: dict):
              if name not in configured and machine["arn"] not in listed_arns}
     variables["STATE_MACHINES"] = json.dumps({**configured, **added})
     variables["SFN_ENDPOINT_URL"] = engine_url
+    variables.update(overrides or {})
     # Config.create() would treat the stage's variables as plain settings and drop them.
     return Config(
         chalice_stage="local",
@@ -120,22 +123,35 @@ def start_issuer(host: str):
 
 
 def start_stack(host: str, port: int, sfn_port: int, access_key: str, secret_key: str, region: str,
-                identities: dict | None = None):
+                identities: dict | None = None, webhook_port: int | None = None):
     """Start the engine, create the demo workflows and build the app's server (not yet serving)."""
     _use_only_the_stacks_aws_settings(access_key, secret_key, region)
     from local.engine import LocalEngine
     from local.server import make_server
 
     engine = LocalEngine(host=host, port=sfn_port, region=region).start()
+    webhooks = None
     try:
         state_machines = engine.deploy_demo_state_machines(str(PROJECT_DIR / "statemachines"))
+        if webhook_port is not None:
+            from local.events import DemoWebhooks
+
+            webhooks = DemoWebhooks(engine.url, state_machines, webhook_port, os.environ.get("WEBHOOK_URL"), region)
+            # As chalice local does: the stage's variables are in place before app.py is
+            # imported, because the webhooks event rule is built from them.
+            os.environ.update(_stage_config(None, engine.url, state_machines, webhooks.variables).environment_variables)
         from app import app
 
         server = make_server(
-            app, _stage_config(app, engine.url, state_machines), host, port,
+            app, _stage_config(app, engine.url, state_machines, webhooks and webhooks.variables), host, port,
             access_key=access_key, secret_key=secret_key, region=region, identities=identities,
         )
+        server.webhooks = webhooks
+        if webhooks:
+            webhooks.attach(sys.modules["app"])
     except BaseException:
+        if webhooks:
+            webhooks.stop()
         engine.stop()
         raise
     return engine, server
@@ -271,7 +287,8 @@ def main(argv=None) -> int:
     try:
         region = stack_region(_config_on_disk())
         issuer = start_issuer(args.host)
-        engine, server = start_stack(args.host, args.port, args.sfn_port, access_key, secret_key, region, identities)
+        engine, server = start_stack(args.host, args.port, args.sfn_port, access_key, secret_key, region, identities,
+                                     args.webhook_port)
     except (LocalStackError, GatewayMisconfigured) as err:
         # GatewayMisconfigured: e.g. AUTH_MODE=cognito without COGNITO_USER_POOL_ARNS (app.py refuses to build).
         if issuer is not None:
@@ -301,12 +318,16 @@ def main(argv=None) -> int:
             print("AUTH_MODE=cognito: chalice local does NOT verify Cognito token signatures; it only decodes "
                   "them. Nothing here is authenticated; use the iam or jwt mode to try authentication.", flush=True)
         print("Ctrl-C stops everything.", flush=True)
+    if server.webhooks:
+        print(server.webhooks.banner(), flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+        if server.webhooks:
+            server.webhooks.stop()
         engine.stop()
         if issuer is not None:
             issuer.stop()

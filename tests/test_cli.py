@@ -98,7 +98,7 @@ def test_pip_install_of_client_gives_the_command_and_botocore_as_the_only_requir
 def test_machines_prints_json_when_piped_and_a_table_with_output_text(cli):
     code, out, _ = cli("machines")
     assert code == 0
-    assert {machine["name"] for machine in json.loads(out)} == {"hello", "slow", "approval", "echo-express"}
+    assert {machine["name"] for machine in json.loads(out)} == {"hello", "slow", "approval", "deadline", "echo-express"}
     code, out, _ = cli("machines", "--output", "text")
     assert code == 0
     assert out.splitlines()[0].split() == ["NAME", "TYPE", "ARN"]

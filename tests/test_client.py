@@ -83,7 +83,7 @@ def test_health_answers_ok_without_signing(gateway):
 
 def test_state_machines_lists_the_stage_allow_list(gateway):
     machines = {machine["name"]: machine["type"] for machine in gateway.state_machines()}
-    assert machines == {"hello": "STANDARD", "slow": "STANDARD", "approval": "STANDARD", "echo-express": "EXPRESS"}
+    assert machines == {"hello": "STANDARD", "slow": "STANDARD", "approval": "STANDARD", "deadline": "STANDARD", "echo-express": "EXPRESS"}
 
 
 def test_describe_state_machine_returns_its_parsed_definition(gateway):
@@ -305,7 +305,7 @@ def test_a_reused_key_with_other_input_still_raises_execution_already_exists(gat
 
 def test_reads_retry_503_and_give_up_with_throttled_after_max_attempts(proxy):
     proxy.faults["GET"] += [(503, "0")]
-    assert len(Gateway(proxy.url).state_machines()) == 4
+    assert len(Gateway(proxy.url).state_machines()) == 5
     proxy.faults["GET"] += [(429, "0"), (429, "0")]
     with pytest.raises(sgc.Throttled) as raised:
         Gateway(proxy.url, max_attempts=2).state_machines()
@@ -321,7 +321,7 @@ def test_a_gateway_error_without_retry_after_is_not_retried_but_api_gateways_own
     with pytest.raises(sgc.KmsKeyUnavailable):
         Gateway(proxy.url).state_machines()
     proxy.faults["GET"] += [(429, None, None)]
-    assert len(Gateway(proxy.url).state_machines()) == 4
+    assert len(Gateway(proxy.url).state_machines()) == 5
     assert [status for _, _, status, _ in proxy.log] == [429, 503, 429, 200]
 
 

@@ -229,7 +229,7 @@ def test_tampered_body_is_rejected_and_starts_nothing(stack):
 def test_requests_aws4auth_client_works(stack):
     response = requests.get(f"{stack.url}/state-machines", auth=AWS4Auth(ACCESS_KEY, SECRET_KEY, REGION, "execute-api"), timeout=5)
     assert response.status_code == 200
-    assert {machine["name"] for machine in response.json()["stateMachines"]} == {"hello", "slow", "approval", "echo-express"}
+    assert {machine["name"] for machine in response.json()["stateMachines"]} == {"hello", "slow", "approval", "deadline", "echo-express"}
 
 
 def test_curl_aws_sigv4_starts_hello_and_reads_it_back(stack):

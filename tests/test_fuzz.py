@@ -177,7 +177,7 @@ def stack():
         # Signing must really work, or every fuzzed request would end at 403 and prove nothing.
         listed = signed("GET", f"{running.url}/state-machines")
         assert listed.status_code == 200, listed.text
-        assert {machine["name"] for machine in listed.json()["stateMachines"]} == set(STATE_MACHINES)
+        assert set(STATE_MACHINES) <= {machine["name"] for machine in listed.json()["stateMachines"]}
         starts = [(machine, name, execution_input) for (machine, name), execution_input in SEEDED_EXECUTIONS.items()]
         starts += [("approval", name, {}) for names in TOKEN_EXECUTIONS.values() for name in names]
         for machine, name, execution_input in starts:

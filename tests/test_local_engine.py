@@ -111,6 +111,7 @@ def test_deploy_returns_the_gateway_state_machine_config(machines):
     prefix = "arn:aws:states:us-east-1:123456789012:stateMachine:"
     assert machines == {
         "approval": {"arn": prefix + "approval", "type": "STANDARD"},
+        "deadline": {"arn": prefix + "deadline", "type": "STANDARD"},
         "echo-express": {"arn": prefix + "echo-express", "type": "EXPRESS"},
         "hello": {"arn": prefix + "hello", "type": "STANDARD"},
         "slow": {"arn": prefix + "slow", "type": "STANDARD"},

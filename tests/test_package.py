@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from app import app
+from chalicelib import webhook_rule
 from chalicelib.cors import cors_config
 from tools import package as packaging
 from tools import policy
@@ -223,7 +224,7 @@ def test_xray_stages_trace_api_gateway_and_the_function(packages, stage):
 def test_sam_lambda_role_policy_is_the_stages_generated_policy(packages, stage):
     # Given the role the API handler runs as
     resources = _sam(packages, stage)["Resources"]
-    [function] = [r for r in resources.values() if r["Type"] == "AWS::Serverless::Function"]
+    function = resources["APIHandler"]  # stages with WEBHOOKS have a second function, with its own role
     role_name = function["Properties"]["Role"]["Fn::GetAtt"][0]
     # Then its only inline policy is exactly the least-privilege policy of the stage
     [inline] = resources[role_name]["Properties"]["Policies"]
@@ -234,7 +235,7 @@ def test_sam_lambda_role_policy_is_the_stages_generated_policy(packages, stage):
 @pytest.mark.parametrize("stage", STAGES)
 def test_terraform_lambda_role_policy_is_the_stages_generated_policy(packages, stage):
     resources = _terraform(packages, stage)["resource"]
-    [function] = resources["aws_lambda_function"].values()
+    function = resources["aws_lambda_function"]["api_handler"]
     role_name = function["role"].removeprefix("${aws_iam_role.").removesuffix(".arn}")
     attached = [p for p in resources["aws_iam_role_policy"].values() if p["role"] == f"${{aws_iam_role.{role_name}.id}}"]
     assert [json.loads(p["policy"]) for p in attached] == [policy.policy_for_stage(policy.load_config(), stage)]
@@ -356,3 +357,80 @@ def test_jwt_mode_has_the_authorizer_function_its_invoke_permission_and_the_ttl(
     assert terraform["aws_lambda_function"]["jwt_authorizer"]["layers"] == [JWT_LAYER_ARN]
     assert "layers" not in terraform["aws_lambda_function"]["api_handler"]
     assert any(p["function_name"] == "${aws_lambda_function.jwt_authorizer.arn}" for p in terraform["aws_lambda_permission"].values())
+
+
+def _stage_environment(stage: str) -> dict:
+    return policy.stage_environment(policy.load_config(), stage)
+
+
+WEBHOOK_STAGES = [stage for stage in STAGES if webhook_rule.event_pattern(_stage_environment(stage))]
+
+
+def test_some_stages_subscribe_webhooks_and_prod_does_not():
+    assert "dev" in WEBHOOK_STAGES and "local" in WEBHOOK_STAGES and "prod" not in WEBHOOK_STAGES
+
+
+@pytest.mark.parametrize("stage", WEBHOOK_STAGES)
+def test_sam_webhooks_rule_has_the_stages_pattern_and_its_own_least_privilege_role(packages, stage):
+    # Given the stage's SAM template
+    resources = _sam(packages, stage)["Resources"]
+    function = resources["Webhooks"]["Properties"]
+    # Then the webhooks function is triggered by exactly the stage's status-change pattern
+    [trigger] = function["Events"].values()
+    assert trigger["Type"] == "CloudWatchEvent"
+    assert trigger["Properties"]["Pattern"] == webhook_rule.event_pattern(_stage_environment(stage))
+    assert function["Handler"] == "app.deliver_webhooks"
+    # And it runs as its own role with the generated webhooks policy only
+    role = resources[function["Role"]["Fn::GetAtt"][0]]["Properties"]
+    assert [p["PolicyDocument"] for p in role["Policies"]] == [policy.webhook_policy_for_stage(policy.load_config(), stage)]
+
+
+@pytest.mark.parametrize("stage", WEBHOOK_STAGES)
+def test_terraform_webhooks_rule_has_the_stages_pattern(packages, stage):
+    resources = _terraform(packages, stage)["resource"]
+    [rule] = resources["aws_cloudwatch_event_rule"].values()
+    assert json.loads(rule["event_pattern"]) == webhook_rule.event_pattern(_stage_environment(stage))
+    [target] = resources["aws_cloudwatch_event_target"].values()
+    assert target["arn"] == "${aws_lambda_function.webhooks.arn}"
+    role = resources["aws_lambda_function"]["webhooks"]["role"].removeprefix("${aws_iam_role.").removesuffix(".arn}")
+    attached = [p for p in resources["aws_iam_role_policy"].values() if p["role"] == f"${{aws_iam_role.{role}.id}}"]
+    assert [json.loads(p["policy"]) for p in attached] == [policy.webhook_policy_for_stage(policy.load_config(), stage)]
+
+
+def test_a_stage_without_webhooks_packages_no_rule(packages):
+    sam = _sam(packages, "prod")["Resources"]
+    assert [name for name, r in sam.items() if r["Type"] == "AWS::Serverless::Function"] == ["APIHandler"]
+    assert "aws_cloudwatch_event_rule" not in _terraform(packages, "prod")["resource"]
+
+
+@pytest.mark.parametrize("stage", WEBHOOK_STAGES)
+def test_sam_sends_failed_webhook_invocations_to_an_sqs_queue_the_role_may_write(packages, stage):
+    # Given the SAM template `make package` writes (cfn-lint-clean, see above)
+    resources = _sam(packages, stage)["Resources"]
+    # Then the webhooks function's failed async invocations go to an SQS queue
+    invoke = resources["Webhooks"]["Properties"]["EventInvokeConfig"]
+    assert invoke["DestinationConfig"]["OnFailure"] == {"Type": "SQS", "Destination": {"Fn::GetAtt": ["WebhookFailures", "Arn"]}}
+    assert resources["WebhookFailures"]["Type"] == "AWS::SQS::Queue"
+    # And only the webhooks role may send to it
+    send = resources["WebhookFailuresSendPolicy"]["Properties"]
+    assert send["Roles"] == [{"Ref": resources["Webhooks"]["Properties"]["Role"]["Fn::GetAtt"][0]}]
+    assert send["PolicyDocument"]["Statement"][0]["Action"] == "sqs:SendMessage"
+    assert send["PolicyDocument"]["Statement"][0]["Resource"] == {"Fn::GetAtt": ["WebhookFailures", "Arn"]}
+
+
+@pytest.mark.parametrize("stage", WEBHOOK_STAGES)
+def test_terraform_gets_the_webhook_failure_destination_beside_chalices_file(packages, stage):
+    chalice_tf = _terraform(packages, stage)["resource"]
+    extra = json.loads((packages[stage]["terraform"] / packaging.WEBHOOK_FAILURES_TERRAFORM_FILE).read_text())["resource"]
+    invoke = extra["aws_lambda_function_event_invoke_config"]["webhooks"]
+    assert invoke["destination_config"]["on_failure"]["destination"] == "${aws_sqs_queue.webhook_failures.arn}"
+    # every resource the extra file refers to exists in chalice's file, and no name collides
+    assert invoke["function_name"] == "${aws_lambda_function.webhooks.function_name}" and "webhooks" in chalice_tf["aws_lambda_function"]
+    assert extra["aws_iam_role_policy"]["webhook_failures"]["role"] == "${aws_iam_role.webhooks_role.id}"
+    assert "webhooks_role" in chalice_tf["aws_iam_role"]
+    assert not set(extra["aws_iam_role_policy"]) & set(chalice_tf["aws_iam_role_policy"])
+
+
+def test_a_stage_without_webhooks_has_no_failure_destination(packages):
+    assert "WebhookFailures" not in _sam(packages, "prod")["Resources"]
+    assert not (packages["prod"]["terraform"] / packaging.WEBHOOK_FAILURES_TERRAFORM_FILE).exists()

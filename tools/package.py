@@ -6,6 +6,9 @@
   they are added here: merged into the SAM template, or as a Terraform file beside Chalice's.
 * On stages with "xray": true, `chalice deploy` traces the API Gateway stage but
   `chalice package` only traces the function; the SAM template gets TracingEnabled here.
+* On stages with WEBHOOKS, failed webhook deliveries need a Lambda on-failure destination,
+  which Chalice cannot declare: an SQS queue, the function's EventInvokeConfig and the role's
+  sqs:SendMessage come from tools/templates/webhook-failures.{sam,tf}.json (docs/webhooks.md).
 
     python -m tools.package --stage prod out/prod            # SAM: sam.json + deployment.zip
     python -m tools.package --stage prod --pkg-format terraform out/prod-tf
@@ -19,12 +22,17 @@ import sys
 import tempfile
 from pathlib import Path
 
+from chalicelib.config import config_from_environ
 from chalicelib.cors import cors_config
 from tools.policy import PROJECT_DIR, load_config, stage_environment
 
 FORMATS = ("cloudformation", "terraform")
 GATEWAY_RESPONSE_TYPES = ("DEFAULT_4XX", "DEFAULT_5XX")
 TERRAFORM_EXTRA_FILE = "cors_gateway_responses.tf.json"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+WEBHOOK_FAILURES_SAM = TEMPLATES / "webhook-failures.sam.json"
+WEBHOOK_FAILURES_TERRAFORM = TEMPLATES / "webhook-failures.tf.json"
+WEBHOOK_FAILURES_TERRAFORM_FILE = "webhook_failures.tf.json"
 
 
 def _cors_headers(environment: dict) -> dict | None:
@@ -69,6 +77,22 @@ def terraform_extra(environment: dict) -> dict | None:
     }}}
 
 
+def has_webhooks(environment: dict) -> bool:
+    """True when the stage subscribes webhooks (its package then has the webhooks function)."""
+    return bool(config_from_environ(environment).webhooks)
+
+
+def with_webhook_failures(merge: dict | None, environment: dict) -> dict | None:
+    """The SAM merge template plus the webhooks' failure destination when the stage has WEBHOOKS."""
+    if not has_webhooks(environment):
+        return merge
+    failures = json.loads(WEBHOOK_FAILURES_SAM.read_text())
+    merge = dict(merge or {})
+    for section, entries in failures.items():
+        merge[section] = {**merge.get(section, {}), **entries}
+    return merge
+
+
 def _chalice() -> str:
     beside = Path(sys.executable).parent / "chalice"
     return str(beside) if beside.exists() else "chalice"
@@ -88,6 +112,8 @@ def package(stage: str, pkg_format: str, out: Path, env: dict | None = None) -> 
     command = [_chalice(), "package", "--pkg-format", pkg_format, "--stage", stage]
     with tempfile.TemporaryDirectory() as scratch:
         merge = sam_merge_template(environment, xray_enabled(config, stage)) if pkg_format == "cloudformation" else None
+        if pkg_format == "cloudformation":
+            merge = with_webhook_failures(merge, environment)
         if merge is not None:
             merge_file = Path(scratch) / "merge.json"
             merge_file.write_text(json.dumps(merge))
@@ -97,6 +123,8 @@ def package(stage: str, pkg_format: str, out: Path, env: dict | None = None) -> 
     extra = terraform_extra(environment) if pkg_format == "terraform" else None
     if result.returncode == 0 and extra is not None:
         (out / TERRAFORM_EXTRA_FILE).write_text(json.dumps(extra, indent=2) + "\n")
+    if result.returncode == 0 and pkg_format == "terraform" and has_webhooks(environment):
+        shutil.copyfile(WEBHOOK_FAILURES_TERRAFORM, Path(out) / WEBHOOK_FAILURES_TERRAFORM_FILE)
     return result
 
 

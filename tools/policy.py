@@ -100,6 +100,47 @@ def policy_for_environment(environ, function_prefix: str = "sfn-gateway-*") -> d
     return {"Version": "2012-10-17", "Statement": sorted(statements, key=lambda s: s["Sid"])}
 
 
+def parameter_arn(subscription) -> str:
+    """The SSM parameter ARN of a subscription's secret, in the account and region of its state machines."""
+    _, partition, _, region, account = subscription.state_machine_arns[0].split(":")[:5]
+    return f"arn:{partition}:ssm:{region}:{account}:parameter/{subscription.secret_parameter.lstrip('/')}"
+
+
+def webhook_policy_for_environment(environ, function_name: str = "sfn-gateway-*-webhooks") -> dict | None:
+    """The webhooks function's own policy: its secrets and DescribeExecution on subscribed machines; None without WEBHOOKS."""
+    config = config_from_environ(environ)
+    subscriptions = config.webhooks
+    if not subscriptions:
+        return None
+    machines = {arn for subscription in subscriptions for arn in subscription.state_machine_arns}
+    partition = next(iter(machines)).split(":")[1]
+    statements = [
+        _statement("Logs", LOG_ACTIONS, log_resources(partition, function_name)),
+        _statement("WebhookSecrets", ("ssm:GetParameter",), {parameter_arn(s) for s in subscriptions}),
+        # DescribeExecution only when EventBridge left a large input/output out of the event.
+        _statement("SubscribedExecutions", ("states:DescribeExecution",), [execution_resource(arn) for arn in machines]),
+    ]
+    # Only customer managed keys need this: the secrets' keys (the default aws/ssm key is granted
+    # through SSM), and the subscribed machines' keys, which DescribeExecution decrypts with.
+    keys = {s.kms_key_arn for s in subscriptions if s.kms_key_arn} | {
+        m.kms_key_arn for m in config.registry if m.kms_key_arn and m.unqualified_arn in machines
+    }
+    if keys:
+        statements.append(_statement("WebhookSecretKeys", ("kms:Decrypt",), keys))
+    return {"Version": "2012-10-17", "Statement": sorted(statements, key=lambda s: s["Sid"])}
+
+
+def webhook_policy_for_stage(config: dict, stage: str) -> dict | None:
+    """The webhooks function's policy for one stage (None when the stage has no WEBHOOKS)."""
+    name = f"{config.get('app_name', 'sfn-gateway')}-{stage}-webhooks"
+    return webhook_policy_for_environment(stage_environment(config, stage), name)
+
+
+def webhook_policy_path(stage: str, chalice_dir: Path = CHALICE_DIR) -> Path:
+    """Where a stage's webhooks-function policy file lives (named in its lambda_functions.webhooks)."""
+    return chalice_dir / f"policy-{stage}-webhooks.json"
+
+
 def stage_environment(config: dict, stage: str) -> dict:
     """A stage's environment variables, merged over the top-level ones as Chalice does."""
     if stage not in config.get("stages", {}):
@@ -140,18 +181,22 @@ def main(argv=None, chalice_dir: Path = CHALICE_DIR) -> int:
     config = load_config(chalice_dir)
     stages = sorted(config.get("stages", {})) if args.all else args.stage
     stale = []
+    files = []
     for stage in stages:
         try:
-            text = render(policy_for_stage(config, stage))
+            files.append((policy_path(stage, chalice_dir), render(policy_for_stage(config, stage))))
+            webhook_policy = webhook_policy_for_stage(config, stage)
         except (KeyError, GatewayMisconfigured) as err:
             print(f"{stage}: {err}", file=sys.stderr)
             return 2
-        path = policy_path(stage, chalice_dir)
+        if webhook_policy:
+            files.append((webhook_policy_path(stage, chalice_dir), render(webhook_policy)))
+    for path, text in files:
         current = path.read_text() if path.exists() else None
         if text == current:
             print(f"{path.relative_to(chalice_dir.parent)}: up to date")
         elif args.check:
-            stale.append(stage)
+            stale.append(path)
             print(f"{path.relative_to(chalice_dir.parent)}: stale; run `make policy`", file=sys.stderr)
         else:
             path.write_text(text)
