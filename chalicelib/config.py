@@ -5,7 +5,6 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from typing import NamedTuple
 from urllib.parse import urlparse, urlsplit
 
 from chalicelib.budget import API_GATEWAY_TIMEOUT_SECONDS
@@ -357,8 +356,8 @@ SUPPORTED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "E
 DEFAULT_ALGORITHMS = ("RS256", "ES256")
 
 
-# A NamedTuple, not a dataclass: it is built on every stage's cold start, used only on jwt stages.
-class JwtSettings(NamedTuple):
+@dataclass(frozen=True)
+class JwtSettings:
     """What the JWT authorizer trusts: one issuer, its audience(s), its keys and algorithms."""
 
     issuer: str
