@@ -38,12 +38,17 @@ def _fail(message: str) -> GatewayMisconfigured:
     return GatewayMisconfigured(f"Invalid gateway configuration: {message}")
 
 
-def _parse_state_machine(name: str, entry: object) -> StateMachine:
+def _require_object(where: str, entry: object, allowed, shape: str) -> None:
+    """A configuration entry is a JSON object with only the allowed keys."""
     if not isinstance(entry, dict):
-        raise _fail(f'STATE_MACHINES["{name}"] must be an object with "arn" and "type".')
-    unknown = set(entry) - _STATE_MACHINE_KEYS
+        raise _fail(f"{where} must be an object with {shape}.")
+    unknown = set(entry) - set(allowed)
     if unknown:
-        raise _fail(f'STATE_MACHINES["{name}"] has unknown keys {sorted(unknown)}.')
+        raise _fail(f"{where} has unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}.")
+
+
+def _parse_state_machine(name: str, entry: object) -> StateMachine:
+    _require_object(f'STATE_MACHINES["{name}"]', entry, _STATE_MACHINE_KEYS, '"arn" and "type"')
     arn = entry.get("arn")
     if not isinstance(arn, str) or not STATE_MACHINE_ARN.match(arn):
         raise _fail(
@@ -219,11 +224,7 @@ def _webhook_machines(where: str, names: object, registry: StateMachineRegistry)
 
 def _parse_webhook(index: int, entry: object, registry: StateMachineRegistry, allow_local: bool) -> WebhookSubscription:
     where = f"WEBHOOKS[{index}]"
-    if not isinstance(entry, dict):
-        raise _fail(f"{where} must be an object with id, url, stateMachines and secretParameter.")
-    unknown = set(entry) - _WEBHOOK_KEYS
-    if unknown:
-        raise _fail(f"{where} has unknown keys {sorted(unknown)}; allowed: {sorted(_WEBHOOK_KEYS)}.")
+    _require_object(where, entry, _WEBHOOK_KEYS, "id, url, stateMachines and secretParameter")
     subscription_id = entry.get("id")
     if not isinstance(subscription_id, str) or not _WEBHOOK_ID.match(subscription_id):
         raise _fail(f"{where}.id must be 1-64 letters, digits, _ or -, got {subscription_id!r}.")
@@ -298,11 +299,7 @@ def _rule_strings(index: int, rule: dict, key: str) -> list:
 def _parse_access_rule(index: int, rule: object, registry: StateMachineRegistry):
     from chalicelib.access import OPERATIONS, WILDCARD, AccessRule
 
-    if not isinstance(rule, dict):
-        raise _fail(f"ACCESS_RULES[{index}] must be an object with keys {list(_RULE_KEYS)}.")
-    unknown = set(rule) - set(_RULE_KEYS)
-    if unknown:
-        raise _fail(f"ACCESS_RULES[{index}] has unknown keys {sorted(unknown)}; allowed: {list(_RULE_KEYS)}.")
+    _require_object(f"ACCESS_RULES[{index}]", rule, _RULE_KEYS, f"keys {list(_RULE_KEYS)}")
     callers, groups, scopes = (_rule_strings(index, rule, key) for key in ("callers", "groups", "scopes"))
     if not (callers or groups or scopes):
         raise _fail(f"ACCESS_RULES[{index}] matches nobody: give at least one of callers, groups or scopes.")
