@@ -47,6 +47,17 @@ def _require_object(where: str, entry: object, allowed, shape: str) -> None:
         raise _fail(f"{where} has unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}.")
 
 
+def _json_list(key: str, raw: str, items: str) -> list:
+    """A setting that holds a JSON list, or a message naming the setting and what it must hold."""
+    try:
+        entries = json.loads(raw)
+    except ValueError as err:
+        raise _fail(f"{key} is not valid JSON ({err}).") from err
+    if not isinstance(entries, list):
+        raise _fail(f"{key} must be a JSON list of {items}.")
+    return entries
+
+
 def _parse_state_machine(name: str, entry: object) -> StateMachine:
     _require_object(f'STATE_MACHINES["{name}"]', entry, _STATE_MACHINE_KEYS, '"arn" and "type"')
     arn = entry.get("arn")
@@ -254,12 +265,7 @@ def parse_webhooks(raw: str | None, registry: StateMachineRegistry, allow_local:
     """The webhook subscriptions from the WEBHOOKS JSON text (none when unset)."""
     if not raw:
         return ()
-    try:
-        entries = json.loads(raw)
-    except ValueError as err:
-        raise _fail(f"WEBHOOKS is not valid JSON ({err}).") from err
-    if not isinstance(entries, list):
-        raise _fail("WEBHOOKS must be a JSON list of subscriptions.")
+    entries = _json_list("WEBHOOKS", raw, "subscriptions")
     subscriptions = tuple(_parse_webhook(i, entry, registry, allow_local) for i, entry in enumerate(entries))
     ids = [subscription.id for subscription in subscriptions]
     repeated = sorted({i for i in ids if ids.count(i) > 1})
@@ -336,12 +342,7 @@ def parse_access_rules(raw: str | None, registry: StateMachineRegistry):
         return None
     from chalicelib.access import AccessRules
 
-    try:
-        rules = json.loads(raw)
-    except ValueError as err:
-        raise _fail(f"ACCESS_RULES is not valid JSON ({err}).") from err
-    if not isinstance(rules, list):
-        raise _fail("ACCESS_RULES must be a JSON list of rules.")
+    rules = _json_list("ACCESS_RULES", raw, "rules")
     return AccessRules(_parse_access_rule(index, rule, registry) for index, rule in enumerate(rules))
 
 
