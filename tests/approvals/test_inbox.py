@@ -75,7 +75,7 @@ def test_a_message_becomes_a_pending_approval_listed_for_its_candidates(store, d
         "executionArn": execution_arn("orders", "refund-42"), "createdAt": "2026-12-04T12:00:00.000+00:00",
         "expiresAt": "2026-12-04T13:00:00.000+00:00", "candidateGroups": ["approvers"], "candidateUsers": [],
     }
-    assert "nextToken" not in page
+    assert page["nextToken"] is None
 
 
 def test_show_adds_details_and_status_and_never_the_token(store, dead_letters, clock, sfn):
@@ -132,7 +132,7 @@ def test_listing_is_newest_first_and_paged(store, dead_letters, clock, sfn):
 
     titles = [a["title"] for page in (first, second, third) for a in page["approvals"]]
     assert titles == ["t4", "t3", "t2", "t1", "t0"]
-    assert "nextToken" not in third
+    assert third["nextToken"] is None
 
 
 def test_a_forged_next_token_is_a_400(store, sfn, clock):
