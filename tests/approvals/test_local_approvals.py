@@ -212,3 +212,52 @@ def test_no_task_token_appears_in_any_response_or_log_line(stack, users):
     assert all(token not in text for text in texts)
     assert token not in stack.banner + "".join(stack.lines)
     assert any(approval["id"] in line for line in stack.lines), "the log names approvals by their id"
+
+
+# --- the Python client and the CLI ----------------------------------------------------------------
+
+
+def test_the_client_lists_shows_and_approves_and_raises_the_gateways_codes(stack, users, issuer):
+    from sfn_gateway_client import Gateway
+    from sfn_gateway_client.errors import ApprovalAlreadyAnswered, ApprovalNotFound
+
+    arn = start(stack, users, {"amount": 5})
+    approval = listed(stack, users["ada"], arn)
+    with Gateway(stack.url, token=issuer.mint("ada", groups=["approvers"])) as ada, \
+            Gateway(stack.url, token=issuer.mint("bob", groups=["developers"])) as bob:
+        assert approval["id"] in [a["id"] for a in ada.approvals(page_size=1)]
+        assert ada.approval(approval["id"])["details"] == {"amount": 5}
+        with pytest.raises(ApprovalNotFound):
+            bob.approve(approval["id"])
+        answered = ada.approve(approval["id"], comment="yes", data={"k": 1})
+        assert (answered["status"], answered["comment"]) == ("APPROVED", "yes")
+        with pytest.raises(ApprovalAlreadyAnswered) as second:
+            ada.reject(approval["id"])
+    assert second.value.status == 409
+
+
+def test_the_cli_lists_shows_approves_and_rejects_with_the_usual_exit_codes(stack, users, issuer, capsys):
+    from sfn_gateway_client.cli import main
+
+    arns = [start(stack, users, {"cli": n}) for n in range(2)]
+    ids = [listed(stack, users["ada"], arn)["id"] for arn in arns]
+    ada = ["--url", stack.url, "--token", issuer.mint("ada", groups=["approvers"]), "--output", "json"]
+    capsys.readouterr()
+
+    assert main(ada + ["approvals", "list"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert set(ids) <= {approval["id"] for approval in lines}
+    assert main(ada + ["approvals", "show", ids[0]]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "PENDING"
+    assert main(ada + ["approvals", "approve", ids[0], "--comment", "fine", "--data", '{"n": 1}']) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "APPROVED"
+    assert main(ada + ["approvals", "reject", ids[1]]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "REJECTED"
+    assert main(ada + ["approvals", "approve", ids[1]]) == 3
+    assert "ApprovalAlreadyAnswered (409)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        main(ada + ["approvals", "approve", ids[1], "--data", "[1]"])
+    assert usage.value.code == 2
+    output = requests.get(f"{stack.url}/executions/{quote(arns[0], safe='')}?wait=10", headers=users["ada"],
+                          timeout=30).json()["output"]
+    assert (output["decision"], output["comment"], output["data"]) == ("approved", "fine", {"n": 1})
