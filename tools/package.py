@@ -36,6 +36,7 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 WEBHOOK_FAILURES_SAM = TEMPLATES / "webhook-failures.sam.json"
 WEBHOOK_FAILURES_TERRAFORM = TEMPLATES / "webhook-failures.tf.json"
 WEBHOOK_FAILURES_TERRAFORM_FILE = "webhook_failures.tf.json"
+APPROVALS_TERRAFORM_FILE = "approvals.tf.json"
 
 
 def _cors_headers(environment: dict) -> dict | None:
@@ -181,6 +182,80 @@ def approvals_template(environment: dict) -> dict | None:
     }
 
 
+def _terraform_policy(role: str, statements: list) -> dict:
+    document = json.dumps({"Version": "2012-10-17", "Statement": statements})
+    return {"name": "Approvals", "role": f"${{aws_iam_role.{role}.id}}", "policy": document}
+
+
+def approvals_terraform(out: Path, environment: dict) -> None:
+    """The approvals resources beside chalice.tf.json (APPROVALS_TERRAFORM_FILE), and their wiring into it."""
+    from chalicelib.approvals.store import EXECUTION_INDEX, table_definition
+    from chalicelib.approvals.triggers import queue_name
+
+    queue = queue_name(environment)
+    if queue is None:
+        return
+    table = table_definition("unused")
+    table_arn, queue_arn = "${aws_dynamodb_table.approvals.arn}", "${aws_sqs_queue.approvals.arn}"
+    dead_letter_arn = "${aws_sqs_queue.approvals_dead_letters.arn}"
+    indexes = [{
+        "name": index["IndexName"],
+        "hash_key": index["KeySchema"][0]["AttributeName"],
+        "range_key": index["KeySchema"][1]["AttributeName"] if len(index["KeySchema"]) > 1 else None,
+        "projection_type": index["Projection"]["ProjectionType"],
+        "non_key_attributes": index["Projection"].get("NonKeyAttributes"),
+    } for index in table["GlobalSecondaryIndexes"]]
+    resources = {
+        "aws_sqs_queue": {
+            "approvals_dead_letters": {"name": f"{queue}-dlq", "message_retention_seconds": MESSAGE_RETENTION_SECONDS,
+                                       "sqs_managed_sse_enabled": True},
+            "approvals": {"name": queue, "message_retention_seconds": MESSAGE_RETENTION_SECONDS,
+                          "visibility_timeout_seconds": APPROVALS_VISIBILITY_TIMEOUT, "sqs_managed_sse_enabled": True,
+                          "redrive_policy": json.dumps({"deadLetterTargetArn": dead_letter_arn,
+                                                        "maxReceiveCount": APPROVALS_MAX_RECEIVE_COUNT})},
+        },
+        "aws_dynamodb_table": {"approvals": {
+            "name": f"{queue}-table",
+            "billing_mode": table["BillingMode"],
+            "hash_key": "id",
+            "attribute": [{"name": a["AttributeName"], "type": a["AttributeType"]} for a in table["AttributeDefinitions"]],
+            "global_secondary_index": [{k: v for k, v in index.items() if v is not None} for index in indexes],
+            "server_side_encryption": {"enabled": True},
+            "ttl": {"attribute_name": "ttl", "enabled": True},
+            "point_in_time_recovery": {"enabled": True},
+        }},
+        "aws_iam_role_policy": {
+            "approvals_api": _terraform_policy("api_handler_role", [
+                _statement("ApprovalsTable", ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"),
+                           [table_arn, table_arn + "/index/*"]),
+                _statement(TASK_TOKEN_SID, ("states:SendTaskSuccess",), "*")]),
+            "approvals_consumer": _terraform_policy("approvals_consumer_role", [
+                _statement("ApprovalsTable", ("dynamodb:PutItem",), table_arn),
+                _statement("ApprovalsQueue", ("sqs:ChangeMessageVisibility", "sqs:DeleteMessage",
+                                              "sqs:GetQueueAttributes", "sqs:ReceiveMessage"), queue_arn),
+                _statement("ApprovalsDeadLetterQueue", ("sqs:SendMessage",), dead_letter_arn)]),
+            "approvals_closer": _terraform_policy("approvals_closer_role", [
+                _statement("ApprovalsTable", ("dynamodb:UpdateItem",), table_arn),
+                _statement("ApprovalsByExecution", ("dynamodb:Query",), f"{table_arn}/index/{EXECUTION_INDEX}")]),
+        },
+    }
+    outputs = {"approvals_queue_url": {"value": "${aws_sqs_queue.approvals.url}"},
+               "approvals_queue_arn": {"value": queue_arn},
+               "approvals_dead_letter_queue_url": {"value": "${aws_sqs_queue.approvals_dead_letters.url}"}}
+    (out / APPROVALS_TERRAFORM_FILE).write_text(json.dumps({"resource": resources, "output": outputs}, indent=2) + "\n")
+    # Chalice's own file names the table to its functions, and makes the trigger wait for the grants.
+    chalice_file = out / "chalice.tf.json"
+    template = json.loads(chalice_file.read_text())
+    functions = template["resource"]["aws_lambda_function"]
+    for name in ("api_handler", "approvals_consumer", "approvals_closer"):
+        functions[name]["environment"]["variables"]["APPROVALS_TABLE"] = "${aws_dynamodb_table.approvals.name}"
+    functions["approvals_consumer"]["environment"]["variables"]["APPROVALS_DLQ_URL"] = (
+        "${aws_sqs_queue.approvals_dead_letters.url}")
+    for mapping in template["resource"]["aws_lambda_event_source_mapping"].values():
+        mapping["depends_on"] = ["aws_sqs_queue.approvals", "aws_iam_role_policy.approvals_consumer"]
+    chalice_file.write_text(json.dumps(template, indent=2) + "\n")
+
+
 def _merged(merge: dict | None, extra: dict | None) -> dict | None:
     if extra is None:
         return merge
@@ -222,6 +297,8 @@ def package(stage: str, pkg_format: str, out: Path, env: dict | None = None) -> 
         (out / TERRAFORM_EXTRA_FILE).write_text(json.dumps(extra, indent=2) + "\n")
     if result.returncode == 0 and pkg_format == "terraform" and has_webhooks(environment):
         shutil.copyfile(WEBHOOK_FAILURES_TERRAFORM, Path(out) / WEBHOOK_FAILURES_TERRAFORM_FILE)
+    if result.returncode == 0 and pkg_format == "terraform":
+        approvals_terraform(Path(out), environment)
     return result
 
 
