@@ -483,14 +483,13 @@ def test_sam_approvals_queue_table_functions_and_least_privilege_grants(packages
         policy.TASK_TOKEN_SID: (["states:SendTaskSuccess"], "*"),
     }
     assert _policy_actions(resources, "ApprovalsConsumerPolicy") == {
-        "ApprovalsTable": (["dynamodb:PutItem"], table_arn),
+        "ApprovalsTable": (["dynamodb:PutItem", "dynamodb:UpdateItem"], table_arn),
         "ApprovalsQueue": (["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
                             "sqs:ReceiveMessage"], {"Fn::GetAtt": ["ApprovalsQueue", "Arn"]}),
         "ApprovalsDeadLetterQueue": (["sqs:SendMessage"], {"Fn::GetAtt": ["ApprovalsDeadLetterQueue", "Arn"]}),
     }
     assert _policy_actions(resources, "ApprovalsCloserPolicy") == {
         "ApprovalsTable": (["dynamodb:UpdateItem"], table_arn),
-        "ApprovalsByExecution": (["dynamodb:Query"], {"Fn::Sub": "${ApprovalsTable.Arn}/index/by-execution"}),
     }
     assert resources["ApprovalsApiPolicy"]["Properties"]["Roles"] == [{"Ref": "ApiHandlerRole"}]
     # The consumer and closer roles hold only their logs besides these grants
