@@ -24,6 +24,7 @@ from chalicelib.errors import (
 from chalicelib.serialization import dumps, loads
 
 LOG = logging.getLogger("sfn_gateway.approvals")
+LOG.setLevel(logging.INFO)
 DEFAULT_PAGE = 25
 MAX_PAGE = 100
 # One listing reads at most this many index pages, so a caller who may answer few of many
