@@ -44,8 +44,10 @@ def _decode_page(token: str) -> dict:
         key = json.loads(base64.urlsafe_b64decode(token.encode()))
     except (binascii.Error, ValueError, UnicodeError):
         key = None
+    # Only the listing's own index keys: anything else would fail inside DynamoDB as a 502.
     if (not isinstance(key, dict) or set(key) != _PAGE_KEYS or not all(isinstance(v, str) for v in key.values())
-            or not approvals_store.is_approval_id(key["id"])):
+            or not approvals_store.is_approval_id(key["id"]) or key["pending"] != approvals_store.PENDING_PARTITION
+            or not key["createdKey"].endswith("#" + key["id"])):
         raise ValidationError("nextToken is not valid for this listing; pass back the nextToken of the previous "
                               "page unchanged.")
     return key

@@ -34,7 +34,7 @@ CLOSED = "CLOSED"
 ANSWERED = {"approved": "APPROVED", "rejected": "REJECTED"}
 # DynamoDB deletes records this long after an approval expires (its TTL attribute `ttl`).
 RETENTION_SECONDS = 30 * 86_400
-_PENDING_PARTITION = "pending"
+PENDING_PARTITION = "pending"
 _TOKEN_KEY_PREFIX = "token#"
 _EXECUTION_KEY_PREFIX = "execution#"
 _THROTTLED = ("ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded")
@@ -132,7 +132,7 @@ class ApprovalStore:
         """Store a new pending approval: "added", "duplicate" (token already stored) or "ended" (its run ended)."""
         ttl = expires_epoch + RETENTION_SECONDS
         approval = _item({**record, "taskToken": task_token, "status": PENDING, "ttl": ttl,
-                          "pending": _PENDING_PARTITION, "createdKey": f"{record['createdAt']}#{record['id']}"})
+                          "pending": PENDING_PARTITION, "createdKey": f"{record['createdAt']}#{record['id']}"})
         # The key is a digest: the token itself is stored once, in the approval.
         token_key = _TOKEN_KEY_PREFIX + hashlib.sha256(task_token.encode()).hexdigest()
         marker = _item({"id": token_key, "approvalId": record["id"], "ttl": ttl})
@@ -174,7 +174,7 @@ class ApprovalStore:
     def pending_page(self, limit: int, start_key: dict | None) -> tuple[list, dict | None]:
         """One page of the pending index, newest first, and the key to continue after it."""
         params = {"IndexName": PENDING_INDEX, "KeyConditionExpression": "pending = :p",
-                  "ExpressionAttributeValues": {":p": {"S": _PENDING_PARTITION}},
+                  "ExpressionAttributeValues": {":p": {"S": PENDING_PARTITION}},
                   "ScanIndexForward": False, "Limit": limit}
         if start_key:
             params["ExclusiveStartKey"] = _item(start_key)
@@ -185,7 +185,7 @@ class ApprovalStore:
     @staticmethod
     def page_key(item: dict) -> dict:
         """The index key of a listed item, to continue a listing right after it."""
-        return {"id": item["id"], "pending": _PENDING_PARTITION, "createdKey": item["createdKey"]}
+        return {"id": item["id"], "pending": PENDING_PARTITION, "createdKey": item["createdKey"]}
 
     def answer(self, approval_id: str, decision: str, answer: dict) -> str | None:
         """Record the first answer (conditional write); the task token to send it with, or None if not pending."""
@@ -216,7 +216,7 @@ class ApprovalStore:
                              "REMOVE answeredBy, answeredAt, #comment, #data",
             ConditionExpression="answeredAt = :at",
             ExpressionAttributeNames={"#status": "status", "#comment": "comment", "#data": "data"},
-            ExpressionAttributeValues={":pending": {"S": PENDING}, ":p": {"S": _PENDING_PARTITION},
+            ExpressionAttributeValues={":pending": {"S": PENDING}, ":p": {"S": PENDING_PARTITION},
                                        ":ck": {"S": created_key}, ":t": {"S": task_token}, ":at": {"S": answered_at}},
         )
 

@@ -1,4 +1,5 @@
 """The inbox over a real (moto) DynamoDB table: who sees what, first answer wins, closed approvals."""
+import base64
 import json
 import logging
 
@@ -136,9 +137,18 @@ def test_listing_is_newest_first_and_paged(store, dead_letters, clock, sfn):
     assert third["nextToken"] is None
 
 
-def test_a_forged_next_token_is_a_400(store, sfn, clock):
+@pytest.mark.parametrize("key", [
+    {"id": "x"},
+    {"id": "apv_" + "A" * 24, "pending": "other-partition", "createdKey": "2026#apv_" + "A" * 24},
+    {"id": "apv_" + "A" * 24, "pending": "pending", "createdKey": "2026#apv_" + "B" * 24},
+    {"id": "token#abc", "pending": "pending", "createdKey": "2026#token#abc"},
+])
+def test_a_forged_next_token_is_a_400(store, sfn, clock, key):
+    forged = base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
     with pytest.raises(ValidationError, match="nextToken is not valid"):
-        inbox(store, ADA, sfn, clock).list_pending(next_token="eyJpZCI6IngifQ==")
+        inbox(store, ADA, sfn, clock).list_pending(next_token=forged)
+    with pytest.raises(ValidationError, match="nextToken is not valid"):
+        inbox(store, ADA, sfn, clock).list_pending(next_token="not base64 ~~")
 
 
 def test_candidates_and_approve_rights_decide_who_sees_and_answers(store, dead_letters, clock, sfn):
