@@ -149,5 +149,6 @@ class LocalApprovals:
         return f"""
 Approvals inbox (APPROVALS=on): workflows send to SQS queue {self.queue_name} on the engine
 ({self.queue_url}); the demo `approval` workflow asks group approvers. GET {url}/approvals lists what
-you may answer; POST {url}/approvals/<id>/approve (or /reject). See docs/approvals.md.
+you may answer; POST {url}/approvals/<id>/approve (or /reject). IAM callers carry no groups: answer the
+demo approvals as ada with AUTH_MODE=jwt make run. See docs/approvals.md.
 """
