@@ -80,4 +80,3 @@ def get_dynamodb_client():
 def get_sqs_client():
     """The cached SQS client that writes the approvals dead-letter queue."""
     return _aws_client("sqs")
-

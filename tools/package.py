@@ -217,7 +217,8 @@ def approvals_terraform(out: Path, environment: dict) -> None:
             "name": f"{queue}-table",
             "billing_mode": table["BillingMode"],
             "hash_key": "id",
-            "attribute": [{"name": a["AttributeName"], "type": a["AttributeType"]} for a in table["AttributeDefinitions"]],
+            "attribute": [{"name": attribute["AttributeName"], "type": attribute["AttributeType"]}
+                          for attribute in table["AttributeDefinitions"]],
             "global_secondary_index": [{k: v for k, v in index.items() if v is not None} for index in indexes],
             "server_side_encryption": {"enabled": True},
             "ttl": {"attribute_name": "ttl", "enabled": True},

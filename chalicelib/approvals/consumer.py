@@ -76,6 +76,6 @@ def consume(records, store, registry, sqs, dead_letter_queue_url: str, clock=Non
         LOG.info(json.dumps({"event": _EVENTS[outcome], "approvalId": approval["id"] if outcome == "added" else None,
                              "executionArn": execution, "stateMachine": request.machine.name}))
     if failed:
-        raise ApprovalsNotRecorded(f"{len(failed)} approval message(s) could not be stored ({', '.join(map(str, failed))}); "
-                                   "SQS will deliver them again.")
+        raise ApprovalsNotRecorded(f"{len(failed)} approval message(s) could not be stored "
+                                   f"({', '.join(map(str, failed))}); SQS will deliver them again.")
     return counts

@@ -138,7 +138,8 @@ class ApprovalsInbox:
         try:
             self._send_task_success(token, answer)
         except _TASK_GONE as err:
-            self._store.close(approval_id, approvals_store.now_text(self._now()), only_if_answered_at=answer["answeredAt"])
+            self._store.close(approval_id, approvals_store.now_text(self._now()),
+                              only_if_answered_at=answer["answeredAt"])
             raise ApprovalClosed(f"Approval {approval_id!r} is closed: its task no longer waits for an answer "
                                  "(the execution ended or the task timed out).") from err
         except GatewayError:

@@ -51,13 +51,15 @@ def _string(max_length: int, secret: bool = False):
 def _names(field, value):
     if (not isinstance(value, list) or len(value) > MAX_CANDIDATES
             or not all(isinstance(v, str) and 0 < len(v) <= MAX_CANDIDATE for v in value)):
-        raise MalformedMessage(f"{field} must be a list of at most {MAX_CANDIDATES} non-empty names, got {value!r:.120}.")
+        raise MalformedMessage(
+            f"{field} must be a list of at most {MAX_CANDIDATES} non-empty names, got {value!r:.120}.")
     return tuple(dict.fromkeys(value))
 
 
 def _seconds(field, value):
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TIMEOUT_SECONDS:
-        raise MalformedMessage(f"{field} must be a whole number of seconds from 1 to {MAX_TIMEOUT_SECONDS}, got {value!r:.40}.")
+        raise MalformedMessage(
+            f"{field} must be a whole number of seconds from 1 to {MAX_TIMEOUT_SECONDS}, got {value!r:.40}.")
     return value
 
 

@@ -37,6 +37,7 @@ RETENTION_SECONDS = 30 * 86_400
 PENDING_PARTITION = "pending"
 _TOKEN_KEY_PREFIX = "token#"
 _EXECUTION_KEY_PREFIX = "execution#"
+_NEW = "attribute_not_exists(id)"
 _THROTTLED = ("ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded")
 
 
@@ -96,8 +97,9 @@ def translate_store_error(err: Exception, table: str) -> Exception:
         if code in _THROTTLED:
             return Throttled("The approvals table is throttled; retry shortly.")
         if code == "ResourceNotFoundException":
-            return GatewayMisconfigured(f"Invalid gateway configuration: the approvals table {table!r} (APPROVALS_TABLE) "
-                                        "or one of its indexes does not exist; deploy the stage with make package.")
+            return GatewayMisconfigured(
+                f"Invalid gateway configuration: the approvals table {table!r} (APPROVALS_TABLE) or its index "
+                "does not exist; deploy the stage with make package.")
         if code in ("AccessDeniedException", "UnrecognizedClientException"):
             return GatewayMisconfigured(f"Invalid gateway configuration: the gateway's role may not use the approvals "
                                         f"table {table!r} ({code}); deploy the stage with make package.")
@@ -138,8 +140,8 @@ class ApprovalStore:
         marker = _item({"id": token_key, "approvalId": record["id"], "ttl": ttl})
         try:
             self._client.transact_write_items(TransactItems=[
-                {"Put": {"TableName": self._table, "Item": approval, "ConditionExpression": "attribute_not_exists(id)"}},
-                {"Put": {"TableName": self._table, "Item": marker, "ConditionExpression": "attribute_not_exists(id)"}},
+                {"Put": {"TableName": self._table, "Item": approval, "ConditionExpression": _NEW}},
+                {"Put": {"TableName": self._table, "Item": marker, "ConditionExpression": _NEW}},
                 # The execution's record, read and written strongly consistently with the closer's: a
                 # message sent before its execution ended (and closed) adds nothing; a redriven run's
                 # later message opens the record again.

@@ -10,7 +10,8 @@ from chalicelib.approvals.settings import approvals_enabled as enabled
 from chalicelib.setting_rules import fail as _fail
 from chalicelib.webhooks.rule import EVENT_DETAIL_TYPE, EVENT_SOURCE
 from chalicelib.webhooks.settings import WEBHOOK_STATUSES as ENDED_STATUSES
-# SQS queue names: 1-80 letters, digits, - and _ (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_CreateQueue.html).
+# SQS queue names: 1-80 letters, digits, - and _
+# (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_CreateQueue.html).
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 
 
@@ -33,7 +34,8 @@ def closer_pattern(environ) -> dict | None:
         return None
     from chalicelib.stepfunctions.settings import parse_state_machines
 
-    standard = sorted({m.unqualified_arn for m in parse_state_machines(environ.get("STATE_MACHINES")) if not m.is_express})
+    machines = parse_state_machines(environ.get("STATE_MACHINES"))
+    standard = sorted({machine.unqualified_arn for machine in machines if not machine.is_express})
     if not standard:
         raise _fail("APPROVALS=on needs at least one STANDARD state machine in STATE_MACHINES "
                     "(EXPRESS workflows cannot wait for a task token).")
