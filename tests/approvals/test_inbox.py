@@ -335,3 +335,24 @@ def test_a_redriven_run_asks_again_after_its_first_end(store, dead_letters, cloc
     clock.tick(5)
     assert close_ended_execution(ended(clock), store) == 1
     assert inbox(store, ADA, sfn, clock).show(listed["id"])["status"] == "CLOSED"
+
+
+ROLE = {"type": "iam", "id": "arn:aws:iam::123456789012:role/approvers", "groups": [], "scopes": []}
+
+
+@pytest.mark.parametrize("caller, users, groups, rules, allowed", [
+    (ADA, (), ("approvers",), CONFIG.access_rules, True),
+    (ADA, (), ("finance",), CONFIG.access_rules, False),       # not a candidate
+    (ADA, ("ada",), (), CONFIG.access_rules, True),
+    (ADA, (), (), CONFIG.access_rules, True),                  # no candidates: anyone with approve
+    (BOB, (), (), CONFIG.access_rules, False),                 # no approve on orders
+    (BOB, ("bob",), (), None, True),                           # no ACCESS_RULES: everyone has approve
+    (ROLE, (ROLE["id"],), (), None, True),                     # IAM callers by their role ARN
+    (ROLE, (), ("approvers",), None, False),                   # IAM callers carry no groups
+    (None, (), (), None, False),                               # no caller, no answer
+    ({"type": "jwt", "id": "", "groups": ["approvers"], "scopes": []}, (), ("approvers",), None, False),
+])
+def test_who_may_approve(caller, users, groups, rules, allowed):
+    from chalicelib.auth.access import may_approve
+
+    assert may_approve(rules, caller, "orders", users, groups) is allowed
