@@ -165,6 +165,10 @@ def test_candidates_and_approve_rights_decide_who_sees_and_answers(store, dead_l
     assert titles(CAROL) == ["orders for anyone", "orders for approvers", "payroll for approvers"]
     # bob is a candidate of one, but no rule grants him approve on orders.
     assert titles(BOB) == []
+    # ada is a candidate (group approvers) of the payroll approval, but may not approve payroll: no details leak.
+    [payroll] = [a for a in inbox(store, CAROL, sfn, clock).list_pending()["approvals"] if a["stateMachine"] == "payroll"]
+    with pytest.raises(ApprovalNotFound):
+        inbox(store, ADA, sfn, clock).show(payroll["id"])
     # Without ACCESS_RULES everyone has approve; candidates still decide.
     open_stage = config_with(None)
     assert sorted(a["title"] for a in inbox(store, BOB, sfn, clock, open_stage).list_pending()["approvals"]) == [
