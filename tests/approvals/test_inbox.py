@@ -360,3 +360,29 @@ def test_who_may_approve(caller, users, groups, rules, allowed):
     from chalicelib.auth.access import may_approve
 
     assert may_approve(rules, caller, "orders", users, groups) is allowed
+
+
+def test_a_mixed_batch_records_the_good_dead_letters_the_malformed_and_fails_for_the_rest(
+        store, dead_letters, clock, sfn, monkeypatch):
+    original_add = store.add
+
+    def add_unless_flaky(record, token, *args):
+        if token == "flaky":
+            raise Throttled("slow down")
+        return original_add(record, token, *args)
+
+    monkeypatch.setattr(store, "add", add_unless_flaky)
+    sqs, dlq = dead_letters
+    records = [{"messageId": "good", "body": message(taskToken="good")},
+               {"messageId": "bad", "body": message(candidateUsers="ada")},
+               {"messageId": "flaky", "body": message(taskToken="flaky")}]
+
+    with pytest.raises(ApprovalsNotRecorded) as failed:
+        consume(records, store, CONFIG.registry, sqs, dlq, clock=clock)
+
+    # Only the flaky one is named: SQS delivers the batch again, and the good one is recognised then.
+    assert "flaky" in str(failed.value) and "good" not in str(failed.value)
+    assert len(inbox(store, ADA, sfn, clock).list_pending()["approvals"]) == 1
+    assert [m["Body"] for m in sqs.receive_message(QueueUrl=dlq)["Messages"]] == [records[1]["body"]]
+    monkeypatch.setattr(store, "add", original_add)
+    assert consume(records[:1], store, CONFIG.registry, sqs, dlq, clock=clock)["duplicate"] == 1
