@@ -123,33 +123,36 @@ def test_a_non_candidate_gets_exactly_the_404_of_an_unknown_id(stack, users):
     assert call(stack, "GET", f"/approvals/{approval['id']}", users["ada"]).json()["status"] == "PENDING"
 
 
-def test_two_concurrent_answers_exactly_one_wins_the_other_gets_409(stack, users):
+def test_concurrent_answers_exactly_one_wins_the_others_get_409(stack, users, issuer):
+    answerers = {**{user: users[user] for user in ("ada", "carol")},
+                 **{user: bearer(issuer.mint(user, groups=["approvers"])) for user in ("dave", "erin")}}
+    verbs = {"ada": "approve", "carol": "reject", "dave": "approve", "erin": "reject"}
     for round_ in range(3):
         arn = start(stack, users, {"round": round_})
         approval = listed(stack, users["ada"], arn)
-        barrier = threading.Barrier(2)
+        barrier = threading.Barrier(len(answerers))
         answers = {}
 
-        def answer(user, verb):
+        def answer(user):
             barrier.wait()
-            answers[user] = call(stack, "POST", f"/approvals/{approval['id']}/{verb}", users[user], {"comment": user})
+            answers[user] = call(stack, "POST", f"/approvals/{approval['id']}/{verbs[user]}", answerers[user],
+                                 {"comment": user})
 
-        threads = [threading.Thread(target=answer, args=("ada", "approve")),
-                   threading.Thread(target=answer, args=("carol", "reject"))]
+        threads = [threading.Thread(target=answer, args=(user,)) for user in answerers]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(30)
         statuses = sorted(response.status_code for response in answers.values())
-        assert statuses == [200, 409], [r.text for r in answers.values()]
+        assert statuses == [200, 409, 409, 409], [r.text for r in answers.values()]
         winner = next(user for user, response in answers.items() if response.status_code == 200)
-        loser = next(response for response in answers.values() if response.status_code == 409)
-        assert loser.json()["Code"] == "ApprovalAlreadyAnswered"
+        assert all(response.json()["Code"] == "ApprovalAlreadyAnswered"
+                   for response in answers.values() if response.status_code == 409)
         # The workflow got the winner's answer, once.
         ended = requests.get(f"{stack.url}/executions/{quote(arn, safe='')}?wait=10", headers=users["ada"], timeout=30).json()
         assert ended["status"] == "SUCCEEDED"
         assert ended["output"]["answeredBy"] == winner
-        assert ended["output"]["decision"] == ("approved" if winner == "ada" else "rejected")
+        assert ended["output"]["decision"] == {"approve": "approved", "reject": "rejected"}[verbs[winner]]
         assert call(stack, "GET", f"/approvals/{approval['id']}", users["ada"]).json()["answeredBy"] == winner
 
 
