@@ -6,9 +6,8 @@
   Lambda's event source mapping does: a batch is deleted when the handler returns, and stays for
   a redelivery when it raises (after MAX_RECEIVE_COUNT receives SQS moves it to the dead-letter queue).
 * The engine's status-change events (local/events.py) run the app's closer, as EventBridge would.
-* moto's DynamoDB checks a ConditionExpression and writes in two steps that concurrent requests
-  can interleave; DynamoDB applies a conditional write atomically per item, which "the first
-  answer wins" relies on. Writes are serialised here so the local table behaves like the real one.
+* The engine applies DynamoDB's conditional writes atomically (local/engine/conditional_writes.py),
+  which "the first answer wins" relies on.
 """
 import json
 import logging
@@ -17,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 from chalice.local import LambdaContext
-from moto.dynamodb.models import DynamoDBBackend
 
 from chalicelib.approvals.store import table_definition
 from local import events
@@ -26,33 +24,12 @@ from local.engine import ACCOUNT_ID, APPROVAL_QUEUE_NAME, REGION
 LOG = logging.getLogger("sfn_gateway.local.approvals")
 TABLE_NAME = "sfn-gateway-local-approvals"
 DEAD_LETTER_QUEUE_NAME = APPROVAL_QUEUE_NAME + "-dlq"
-# As the packaged queue (tools/templates/approvals.sam.json): a batch that keeps failing is dead-lettered.
+# As the packaged queue (tools/package.py, APPROVALS_MAX_RECEIVE_COUNT): a batch that keeps failing is dead-lettered.
 MAX_RECEIVE_COUNT = 5
 # Short locally, so a failed batch comes back within seconds (deployed: the function's timeout x 6).
 VISIBILITY_TIMEOUT = 5
 BATCH_SIZE = 10
 _CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-
-_write_lock = threading.RLock()
-_atomic = False
-
-
-def make_conditional_writes_atomic() -> None:
-    """Serialise moto's DynamoDB writes, so a ConditionExpression is checked and applied as one step."""
-    global _atomic
-    if _atomic:
-        return
-    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
-        setattr(DynamoDBBackend, name, _serialised(getattr(DynamoDBBackend, name)))
-    _atomic = True
-
-
-def _serialised(write):
-    def locked(*args, **kwargs):
-        with _write_lock:
-            return write(*args, **kwargs)
-
-    return locked
 
 
 class LocalApprovals:
@@ -60,7 +37,6 @@ class LocalApprovals:
 
     def __init__(self, engine_url: str, region: str = REGION, queue_name: str = APPROVAL_QUEUE_NAME,
                  table: str = TABLE_NAME):
-        make_conditional_writes_atomic()
         self.region = region
         self.table = table
         self.queue_name = queue_name

@@ -687,3 +687,35 @@ def test_stop_returns_quickly_while_an_execution_waits_on_its_token(engine):
             aws_secret_access_key="testing",
             config=Config(retries={"max_attempts": 0}),
         ).list_state_machines()
+
+
+def test_concurrent_conditional_writes_on_one_item_let_exactly_one_through(engine):
+    # DynamoDB applies a conditional write atomically per item; moto checks then writes.
+    dynamodb = boto3.client("dynamodb", endpoint_url=engine.url, region_name=engine.region, **engine.credentials)
+    table = f"conditional-{uuid.uuid4().hex[:8]}"
+    dynamodb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                          AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                          KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+    for round_ in range(5):
+        key = {"id": {"S": f"item-{round_}"}}
+        dynamodb.put_item(TableName=table, Item={**key, "status": {"S": "PENDING"}})
+        barrier, outcomes = threading.Barrier(8), []
+
+        def answer(who):
+            barrier.wait()
+            try:
+                dynamodb.update_item(TableName=table, Key=key, UpdateExpression="SET #s = :done, answeredBy = :who",
+                                     ConditionExpression="#s = :pending", ExpressionAttributeNames={"#s": "status"},
+                                     ExpressionAttributeValues={":done": {"S": "DONE"}, ":pending": {"S": "PENDING"},
+                                                                ":who": {"S": who}})
+                outcomes.append(who)
+            except ClientError as err:
+                assert err.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+        threads = [threading.Thread(target=answer, args=(f"caller-{n}",)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert len(outcomes) == 1
+        assert dynamodb.get_item(TableName=table, Key=key)["Item"]["answeredBy"]["S"] == outcomes[0]
