@@ -1,10 +1,13 @@
 """End to end: `python -m local.run` in a subprocess, real HTTP, real SigV4 clients, real executions."""
+import collections
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -28,8 +31,11 @@ ACCESS_KEY, SECRET_KEY, REGION = "e2e-key", "e2e-secret", "us-east-1"
 class Stack:
     """A running `python -m local.run` on free loopback ports."""
 
-    def __init__(self, environment=None):
-        env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_DEFAULT_REGION": REGION}
+    def __init__(self, environment=None, project_dir=PROJECT_DIR):
+        # Its .local/ state in a folder of its own, not in the developer's checkout.
+        self.state_dir = tempfile.mkdtemp(prefix="sfn-gateway-local-")
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_DEFAULT_REGION": REGION,
+               "LOCAL_STATE_DIR": self.state_dir}
         env.pop("AWS_PROFILE", None)
         # Changes to that environment; None removes a variable.
         for name, value in (environment or {}).items():
@@ -39,9 +45,11 @@ class Stack:
                 env[name] = value
         self.environment = env
         self.banner = ""
+        # The last lines it printed after its banner (the access log, webhooks arriving).
+        self.output = collections.deque(maxlen=5000)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "local.run", "--port", "0", "--sfn-port", "0"],
-            cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=project_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         self.url = self._read_url(timeout=30)
 
@@ -74,8 +82,8 @@ class Stack:
         return "".join(lines)
 
     def _drain(self):
-        for _ in self.process.stdout:
-            pass
+        for line in self.process.stdout:
+            self.output.append(line)
 
     def engine_client(self):
         """A boto3 client talking straight to the stack's engine, bypassing the gateway."""
@@ -92,6 +100,28 @@ class Stack:
         finally:
             if self.process.poll() is None:
                 self.process.kill()
+            if getattr(self, "state_dir", None):
+                shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def copy_project(destination: Path) -> Path:
+    """What `make run` needs of the project, copied, for a test that edits its config or workflows."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in ("app.py", "chalicelib", "local", "statemachines", ".chalice"):
+        source = PROJECT_DIR / name
+        if source.is_dir():
+            shutil.copytree(source, destination / name, ignore=shutil.ignore_patterns("__pycache__", "deployments"))
+        else:
+            shutil.copy2(source, destination / name)
+    return destination
+
+
+def run_local(project_dir: Path, environment: dict, timeout: float = 60) -> subprocess.CompletedProcess:
+    """`python -m local.run` in project_dir until it exits by itself (it should refuse to start)."""
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+           "AWS_DEFAULT_REGION": REGION, **environment}
+    return subprocess.run([sys.executable, "-m", "local.run", "--port", "0", "--sfn-port", "0"], cwd=project_dir,
+                          env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def signed(method, url, body=None, secret=SECRET_KEY, headers=None):
