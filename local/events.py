@@ -187,23 +187,30 @@ class LocalWebhooks:
     def _submit(self, event: dict) -> None:
         with self._idle:
             self._pending += 1
-        self._pool.submit(self._invoke, event)
+        try:
+            future = self._pool.submit(self._invoke, event)
+        except RuntimeError:
+            # Detached while this event was on its way: dropped, as in a stack that is stopping.
+            self._finished(None)
+            return
+        # Also called for an invocation cancelled before it ran (detach), so wait_idle never waits for it.
+        future.add_done_callback(self._finished)
+
+    def _finished(self, _future) -> None:
+        with self._idle:
+            self._pending -= 1
+            self._idle.notify_all()
 
     def _invoke(self, event: dict) -> None:
-        try:
-            for attempt in range(1, self.async_retries + 2):
-                context = LambdaContext("sfn-gateway-local-webhooks", 256, int(self.function_timeout * 1000))
-                try:
-                    self._handler(event, context)
-                    return
-                except Exception as err:  # noqa: BLE001 - Lambda treats any exception as a failed invocation
-                    LOG.warning("webhooks handler failed (attempt %d): %s", attempt, err)
-                    error = err
-            self._send_to_failure_queue(event, context, error, attempt)
-        finally:
-            with self._idle:
-                self._pending -= 1
-                self._idle.notify_all()
+        for attempt in range(1, self.async_retries + 2):
+            context = LambdaContext("sfn-gateway-local-webhooks", 256, int(self.function_timeout * 1000))
+            try:
+                self._handler(event, context)
+                return
+            except Exception as err:  # noqa: BLE001 - Lambda treats any exception as a failed invocation
+                LOG.warning("webhooks handler failed (attempt %d): %s", attempt, err)
+                error = err
+        self._send_to_failure_queue(event, context, error, attempt)
 
     def _send_to_failure_queue(self, event: dict, context, error: Exception, attempts: int) -> None:
         # The record Lambda sends to an on-failure destination of an asynchronous invocation.
@@ -326,9 +333,11 @@ receiver at {self.receiver.url}, which verifies the signature and prints it here
             return f"created with the secret above ({self.secret_source})"
         return "already on the engine, used as it is"
 
-    def stop(self) -> None:
-        """Stop the receiver and the event listener."""
+    def stop(self, grace: float = 0.0) -> None:
+        """Stop listening, give deliveries already running up to grace seconds, then stop the receiver."""
         self.events.detach()
+        # While the receiver still answers, so that they end rather than retry against a closed port.
+        self.events.wait_idle(grace)
         self.receiver.stop()
 
 

@@ -6,6 +6,8 @@ import os
 import shlex
 import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 from local.state import PROJECT_DIR, shown
@@ -18,6 +20,10 @@ LOCAL_IAM_IDENTITIES = {
     "approver": ["approver-secret", "arn:aws:sts::123456789012:assumed-role/approvers/ada"],
     "viewer": ["viewer-secret", "arn:aws:iam::123456789012:user/viewer"],
 }
+# After Ctrl-C or SIGTERM the stack is gone within this many seconds, however busy it is: webhook
+# deliveries still running get what is left of it, then are abandoned. Teardowns of tests and
+# benchmarks wait 10 s.
+STOP_GRACE_SECONDS = 5.0
 # The shell settings that would otherwise pick a region for the local stack.
 _REGION_SETTINGS = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE")
 
@@ -403,14 +409,37 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        _exit_anyway_at(deadline)
         server.server_close()
         if server.webhooks:
-            server.webhooks.stop()
+            # What is left of the grace period, less a second for the engine and the issuer.
+            server.webhooks.stop(grace=max(0.0, deadline - time.monotonic() - 1))
         engine.stop()
         _stop_issuer(issuer)
     print("sfn-gateway stopped.", flush=True)
     return 0
 
 
+def _exit_anyway_at(deadline: float) -> None:
+    def exit_now():
+        print(f"sfn-gateway: still stopping after {STOP_GRACE_SECONDS:g} s; exiting anyway.", file=sys.stderr,
+              flush=True)
+        os._exit(1)
+
+    watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), exit_now)
+    watchdog.daemon = True
+    watchdog.start()
+
+
+def _exit_without_waiting_for_threads(code: int) -> None:
+    # The interpreter's exit would wait for every worker thread (webhook deliveries, executions
+    # in the engine); all that the stack owns is stopped, so what still runs is abandoned, as
+    # Lambda abandons work when it is shut down.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit_without_waiting_for_threads(main())

@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -398,6 +399,47 @@ def test_signal_stops_the_stack_within_seconds_while_an_approval_waits(signum):
             stack.process.kill()
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{stack.url}/health", timeout=2)
+
+
+def test_the_stack_stops_within_its_grace_period_while_busy_with_requests_and_hanging_webhooks():
+    from local.run import STOP_GRACE_SECONDS
+
+    # A webhook receiver that accepts connections and never answers: every delivery hangs.
+    silent = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+    threading.Thread(target=lambda: [accepted.append(silent.accept()) for _ in iter(int, 1)], daemon=True).start()
+    stack = Stack({"WEBHOOK_URL": f"http://127.0.0.1:{silent.getsockname()[1]}/hook"})
+    busy = threading.Event()
+
+    def keep_starting():
+        while not busy.is_set():
+            try:
+                signed("POST", f"{stack.url}/executions", {"stateMachine": "hello", "input": {"name": "Busy"}})
+            except requests.RequestException:
+                return
+
+    load = [threading.Thread(target=keep_starting, daemon=True) for _ in range(8)]
+    try:
+        for thread in load:
+            thread.start()
+        deadline = time.monotonic() + 20
+        while len(accepted) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(accepted) >= 4, "no webhook delivery reached the silent receiver"
+        began = time.monotonic()
+        assert stack.stop(timeout=10) == 0, "".join(stack.output)
+        assert time.monotonic() - began < STOP_GRACE_SECONDS + 1
+        # Stopped cleanly, not by the watchdog (the last line may still be in the pipe).
+        while "sfn-gateway stopped." not in "".join(stack.output) and time.monotonic() - began < 5:
+            time.sleep(0.05)
+        assert "sfn-gateway stopped." in "".join(stack.output)
+    finally:
+        busy.set()
+        if stack.process.poll() is None:
+            stack.process.kill()
+        silent.close()
+        for connection, _ in accepted:
+            connection.close()
 
 
 # --- real responses against openapi.yaml ---------------------------------------------------------
