@@ -6,9 +6,9 @@ import statistics
 import time
 from urllib.parse import quote
 
-from chalicelib.budget import API_GATEWAY_TIMEOUT_SECONDS, SAFETY_MARGIN_SECONDS, Budget
+from chalicelib.stepfunctions.budget import API_GATEWAY_TIMEOUT_SECONDS, SAFETY_MARGIN_SECONDS, Budget
 from chalicelib.config import config_from_environ
-from chalicelib.service import StepFunctionsGateway
+from chalicelib.stepfunctions.service import StepFunctionsGateway
 from tests.test_end_to_end import REGION, Stack, signed
 
 RUNS = 16

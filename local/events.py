@@ -28,7 +28,7 @@ from moto.stepfunctions.parser.backend.execution import (
 )
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
-from chalicelib.webhook_rule import EVENT_DETAIL_TYPE, EVENT_SOURCE
+from chalicelib.webhooks.rule import EVENT_DETAIL_TYPE, EVENT_SOURCE
 from local.engine import ACCOUNT_ID, REGION
 from local.state import create_private_state_once, shown, state_path
 
@@ -246,7 +246,7 @@ class LocalWebhookSecretError(ValueError):
 def local_webhook_secret() -> tuple[str, str]:
     """The secret for subscriptions whose parameter is missing, and where it comes from (kept across runs)."""
     from chalicelib.errors import GatewayMisconfigured
-    from chalicelib.webhooks import parse_secrets
+    from chalicelib.webhooks.delivery import parse_secrets
 
     given = os.environ.get(SECRET_VARIABLE)
     if given is not None:
@@ -299,7 +299,7 @@ class DemoWebhooks:
 
     def attach(self, app_module) -> None:
         """Run the app's webhooks handler on the engine's status changes."""
-        from chalicelib.webhooks import clear_secret_cache
+        from chalicelib.webhooks.delivery import clear_secret_cache
 
         def deliver_with_current_secrets(event, context):
             # In AWS a secret put in SSM counts once the function's cache (SECRET_CACHE_SECONDS)

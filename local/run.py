@@ -48,7 +48,7 @@ def _config_on_disk() -> dict:
 
 def stack_region(on_disk: dict) -> str:
     """The one region the local stack runs in: the region of the local stage's state machine ARNs."""
-    from chalicelib.config import parse_state_machines
+    from chalicelib.stepfunctions.settings import parse_state_machines
     from chalicelib.errors import GatewayMisconfigured
     from local.engine import REGION
 
@@ -172,7 +172,7 @@ COGNITO_LOCALLY = (
 def check_auth_settings(environ) -> None:
     """Refuse, before anything starts, an AUTH_MODE whose own settings are missing."""
     from chalicelib.errors import GatewayMisconfigured
-    from chalicelib.identity import auth_mode, cognito_user_pool_arns
+    from chalicelib.auth.identity import auth_mode, cognito_user_pool_arns
 
     try:
         if auth_mode(environ) == "cognito":
