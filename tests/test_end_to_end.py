@@ -23,6 +23,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from requests_aws4auth import AWS4Auth
 
+from chalicelib.serialization import loads as exact_loads
 from tests.openapi_schemas import validate_response
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -309,6 +310,30 @@ def test_start_hello_with_wait_returns_200_succeeded(stack):
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "SUCCEEDED"
     assert response.json()["output"] == {"greeting": "Hello, Wait!"}
+
+
+def signed_text(method, url, text: str):
+    """Send a JSON body exactly as written (numbers Python's json would change), signed."""
+    request = AWSRequest(method=method, url=url, data=text.encode(), headers={"Content-Type": "application/json"})
+    SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "execute-api", REGION).add_auth(request)
+    return requests.request(method, url, data=text.encode(), headers=dict(request.headers), timeout=30)
+
+
+def test_numbers_through_a_workflow_come_back_exactly_as_written_and_the_output_stays_an_object(stack):
+    # Issue 19.7: the local engine answered {"x": Infinity} as a string, and 1.2345678901234568e+16.
+    body = ('{"stateMachine": "slow", "input": {"x": 1e400, "big": 12345678901234567.89, '
+            '"int": 123456789012345678901234567890, "z": 1.10, "seconds": 0}}')
+
+    response = signed_text("POST", f"{stack.url}/executions?wait=10", body)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "SUCCEEDED"
+    output = exact_loads(response.text)["output"]
+    assert isinstance(output, dict), output
+    as_written = {key: getattr(value, "text", value) for key, value in output.items()}
+    assert as_written == {"x": "1e400", "big": "12345678901234567.89", "int": 123456789012345678901234567890,
+                          "z": "1.10", "seconds": 0}
+    assert "Infinity" not in response.text
 
 
 def test_slow_with_short_wait_returns_202_then_200(stack):
