@@ -289,13 +289,17 @@ class DemoWebhooks:
                                   "secretParameter": SECRET_PARAMETER})
         self.subscriptions = subscriptions
         self.secrets = {}
-        for parameter in dict.fromkeys(entry.get("secretParameter") for entry in subscriptions):
-            self.secrets[parameter] = self.events.ensure_secret(parameter, self.secret) if parameter else None
         self.machines = standard
         self.own_url = own_url
         # The local stage's variables for webhooks; botocore reads AWS_ENDPOINT_URL_SSM itself.
         self.variables = {"WEBHOOKS": json.dumps(subscriptions), "WEBHOOKS_ALLOW_LOCAL": "on",
                           "AWS_ENDPOINT_URL_SSM": engine_url}
+
+    def create_missing_secrets(self) -> None:
+        """Give each subscription's secret parameter the secret above, unless the engine has it already."""
+        # Called once the stage's subscriptions passed the gateway's own check of WEBHOOKS.
+        for parameter in dict.fromkeys(entry["secretParameter"] for entry in self.subscriptions):
+            self.secrets[parameter] = self.events.ensure_secret(parameter, self.secret)
 
     def attach(self, app_module) -> None:
         """Run the app's webhooks handler on the engine's status changes."""

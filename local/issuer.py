@@ -71,6 +71,8 @@ class DevIssuer:
         self.audience = audience
         self.available = True
         self.jwks_requests = 0
+        # Where publish() left this issuer's record for `python -m local.issuer token`, if it did.
+        self.record = None
         self._keys = [new_signing_key()]
         self._server = ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
@@ -113,11 +115,12 @@ class DevIssuer:
                           algorithm="RS256", headers={"kid": self.kid, **(headers or {})})
 
     def publish(self) -> str:
-        """Leave this issuer's address and current key in .local/ for `python -m local.issuer token`."""
+        """Leave this issuer's address and current key in .local/ for `python -m local.issuer token`; where."""
         pem = self.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                              serialization.NoEncryption()).decode()
         record = {"issuer": self.issuer, "audience": self.audience, "kid": self.kid, "privateKey": pem}
-        return shown(write_private_state(RUNNING_ISSUER_FILE, json.dumps(record)))
+        self.record = shown(write_private_state(RUNNING_ISSUER_FILE, json.dumps(record)))
+        return self.record
 
     def unpublish(self) -> None:
         """Take this issuer's record out of .local/ (another run's record stays)."""

@@ -150,7 +150,7 @@ def start_issuer(host: str):
     from local.issuer import DevIssuer
 
     issuer = DevIssuer(host=host).start()
-    issuer.record = issuer.publish()
+    issuer.publish()
     os.environ.update(JWT_ISSUER=issuer.issuer, JWT_AUDIENCE=issuer.audience)
     return issuer
 
@@ -218,6 +218,7 @@ def start_stack(host: str, port: int, sfn_port: int, access_key: str, secret_key
             # imported, because the webhooks event rule is built from them.
             variables = _stage_config(None, engine.url, state_machines, webhooks.variables).environment_variables
             _check_stage(variables)
+            webhooks.create_missing_secrets()
             os.environ.update(variables)
         from app import app
 

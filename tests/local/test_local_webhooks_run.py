@@ -144,3 +144,19 @@ def test_a_secret_put_on_the_engine_while_the_stack_runs_signs_the_next_delivery
         assert webhook["payload"]["stateMachine"] == "hello"
     finally:
         stack.stop()
+
+
+def test_a_mistake_in_the_local_stages_subscription_stops_make_run_with_one_line_naming_it(tmp_path):
+    project = copy_project(tmp_path / "project")
+    config_path = project / ".chalice" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["stages"]["local"]["environment_variables"]["WEBHOOKS"] = json.dumps(
+        [{**MINE, "url": "http://127.0.0.1:9/hook", "stateMachines": ["nope"]}])
+    config_path.write_text(json.dumps(config))
+
+    ran = run_local(project, {"LOCAL_STATE_DIR": str(tmp_path / "state")})
+
+    assert ran.returncode == 1
+    [line] = ran.stderr.splitlines()
+    assert line.startswith("Could not start the local stack: .chalice/config.json, stage local: ")
+    assert "'nope'" in line and "STATE_MACHINES" in line
