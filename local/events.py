@@ -282,11 +282,12 @@ class DemoWebhooks:
         # statemachines/) to the receiver, wherever this run put it.
         subscriptions = [entry for entry in configured or [] if not _is_demo(entry)]
         demo = next((entry for entry in configured or [] if _is_demo(entry)), {})
+        self.secret_parameter = demo.get("secretParameter", SECRET_PARAMETER)
         subscriptions.insert(0, {**demo, "id": DEMO_ID, "url": self.receiver.url, "stateMachines": standard,
-                                 "secretParameter": demo.get("secretParameter", SECRET_PARAMETER)})
+                                 "secretParameter": self.secret_parameter})
         if own_url:
             subscriptions.append({"id": "yours", "url": own_url, "stateMachines": standard,
-                                  "secretParameter": SECRET_PARAMETER})
+                                  "secretParameter": self.secret_parameter})
         self.subscriptions = subscriptions
         self.secrets = {}
         self.machines = standard
@@ -326,7 +327,7 @@ class DemoWebhooks:
         return f"""
 Webhooks: every end of {', '.join(self.machines)} is POSTed, signed (Standard Webhooks), to the demo
 receiver at {self.receiver.url}, which verifies the signature and prints it here.{own}
-  Secret: {self.secret}   (kept in {self.secret_source}; SSM SecureString {SECRET_PARAMETER} on the engine)
+  Secret: {self.secret}   (kept in {self.secret_source}; SSM SecureString {self.secret_parameter} on the engine)
   Your own receiver: WEBHOOK_URL=http://127.0.0.1:9000/hook make run   (same secret; verify with the
   standardwebhooks library: Webhook(secret).verify(body, headers); docs/webhooks.md)
   Failed deliveries: SQS queue {FAILURE_QUEUE_NAME} on the engine.{stage}

@@ -411,18 +411,19 @@ def main(argv=None) -> int:
         pass
     finally:
         deadline = time.monotonic() + STOP_GRACE_SECONDS
-        _exit_anyway_at(deadline)
+        watchdog = _exit_anyway_at(deadline)
         server.server_close()
         if server.webhooks:
             # What is left of the grace period, less a second for the engine and the issuer.
             server.webhooks.stop(grace=max(0.0, deadline - time.monotonic() - 1))
         engine.stop()
         _stop_issuer(issuer)
+        watchdog.cancel()
     print("sfn-gateway stopped.", flush=True)
     return 0
 
 
-def _exit_anyway_at(deadline: float) -> None:
+def _exit_anyway_at(deadline: float) -> threading.Timer:
     def exit_now():
         print(f"sfn-gateway: still stopping after {STOP_GRACE_SECONDS:g} s; exiting anyway.", file=sys.stderr,
               flush=True)
@@ -431,6 +432,7 @@ def _exit_anyway_at(deadline: float) -> None:
     watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), exit_now)
     watchdog.daemon = True
     watchdog.start()
+    return watchdog
 
 
 def _exit_without_waiting_for_threads(code: int) -> None:
