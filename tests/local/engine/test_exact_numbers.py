@@ -79,3 +79,17 @@ def test_the_writer_never_writes_nan_or_infinity_for_a_computed_number():
                 "kept": ExactFloat("1e400")}
 
     assert to_json_text(computed, separators=(",", ":")) == '{"inf":null,"nan":null,"minus":null,"plain":0.1,"kept":1e400}'
+
+
+def test_numbers_keep_their_text_through_parallel_and_map_states(sfn):
+    branch = {"StartAt": "Same", "States": {"Same": {"Type": "Pass", "End": True}}}
+    states = {
+        "Both": {"Type": "Parallel", "Branches": [branch, branch], "Next": "Each"},
+        "Each": {"Type": "Map", "ItemsPath": "$", "Iterator": branch, "End": True},
+    }
+    machine = create_machine(sfn, "exact-parallel-map", states, "Both")
+    arn = sfn.start_execution(stateMachineArn=machine, input='{"x": 12345678901234567.89, "z": 1.10}')["executionArn"]
+
+    output = wait_until_done(sfn, arn)["output"]
+
+    assert output.replace(" ", "") == '[{"x":12345678901234567.89,"z":1.10},{"x":12345678901234567.89,"z":1.10}]'
