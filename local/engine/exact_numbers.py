@@ -8,7 +8,8 @@ decimal number is parsed as an ExactFloat: a float (so Choice rules, Wait second
 intrinsic functions compute with it as before) that remembers its text, which every JSON text
 the engine writes (describe, history, sync results) uses. A number a state computes is a new
 plain float; one that is not finite is written as null, with a warning, since JSON has no
-spelling for it.
+spelling for it. DescribeExecution also writes a string output as JSON text ("done", quoted), as
+AWS does, where moto wrote it bare.
 """
 import datetime
 import importlib
