@@ -1,7 +1,8 @@
 """Benchmarks P1 and P2: the gateway's per-request overhead and its cold start, against bare boto3.
 
 P1: one GET /executions/{executionArn} through the Lambda entry point (`app.app(event, context)`)
-with a Stubber'ed client, against the same stubbed `describe_execution` call made directly.
+with a Stubber'ed client, against the same stubbed `describe_execution` call made directly; and its
+peer form, against a bare Chalice route making the same stubbed call (the gateway's own cost).
 P2: a fresh process importing the app and answering its first request (503 from a closed port,
 one attempt) against a fresh process importing boto3 and creating a Step Functions client.
 """
