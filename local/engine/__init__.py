@@ -2,11 +2,7 @@
 
 Never deployed: the Lambda package only holds app.py and chalicelib/. One module per patched
 behaviour (sync_executions, history_paging, stop_execution, task_tokens, executions, redrive,
-<<<<<<< HEAD
-conditional_writes);
-=======
-exact_numbers);
->>>>>>> main
+conditional_writes, exact_numbers);
 patches.py applies them all; local_engine.py holds the LocalEngine that runs the server.
 """
 from local.engine.history_paging import HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX

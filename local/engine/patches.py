@@ -1,9 +1,6 @@
 """Every moto 5.2.5 gap the local engine patches, applied once per process."""
-<<<<<<< HEAD
 from local.engine.conditional_writes import patch_atomic_conditional_writes
-=======
 from local.engine.exact_numbers import patch_exact_numbers
->>>>>>> main
 from local.engine.executions import (
     patch_describe_execution_input_details,
     patch_express_execution_arns,
@@ -38,9 +35,6 @@ def apply_moto_patches() -> None:
     patch_closed_task_tokens()
     patch_describe_execution_input_details()
     patch_express_execution_arns()
-<<<<<<< HEAD
     patch_atomic_conditional_writes()
-=======
     patch_exact_numbers()
->>>>>>> main
     _patched = True

@@ -359,7 +359,6 @@ def _task(gateway: Gateway, args, out: Output) -> int:
     return EXIT_OK
 
 
-<<<<<<< HEAD
 def _approval_text(approval: Dict[str, Any]) -> str:
     return _fields(approval, ("id", "status", "title", "stateMachine", "executionArn", "createdAt", "expiresAt",
                               "candidateGroups", "candidateUsers", "answeredBy", "answeredAt", "comment", "details"))
@@ -379,11 +378,10 @@ def _approvals(gateway: Gateway, args, out: Output) -> int:
     out.document(approval, _approval_text(approval))
     return EXIT_OK
 
-=======
+
 # API Gateway's answer to a path it has no route for, signed or not: usually a wrong URL or a
 # missing stage path, although it reads like an authentication problem.
 MISSING_ROUTE_MESSAGE = "Missing Authentication Token"
->>>>>>> main
 
 COMMANDS = {
     "machines": _machines, "start": _start, "run": _run, "describe": _describe, "wait": _wait,
