@@ -12,7 +12,7 @@ from chalicelib.errors import GatewayError, GatewayMisconfigured
 from chalicelib.registry import KMS_KEY_ARN, STATE_MACHINE_ARN, StateMachine, StateMachineRegistry
 
 _STATE_MACHINE_TYPES = ("STANDARD", "EXPRESS")
-_STATE_MACHINE_KEYS = {"arn", "type", "passCallerContext", "kmsKeyArn", "ownerOnly"}
+_STATE_MACHINE_KEYS = {"arn", "type", "passCallerContext", "kmsKeyArn", "ownerOnly", "inputSchema"}
 _METRICS_NAMESPACE = re.compile(r"^[A-Za-z0-9.\-_/#:]{1,255}$")
 
 
@@ -89,8 +89,21 @@ def _parse_state_machine(name: str, entry: object) -> StateMachine:
         )
     return StateMachine(
         name=name, arn=arn, type=sm_type, pass_caller_context=pass_caller, kms_key_arn=kms_key_arn,
-        owner_only=owner_only,
+        owner_only=owner_only, input_schema=_input_schema(name, entry),
     )
+
+
+def _input_schema(name: str, entry: dict):
+    if "inputSchema" not in entry:
+        return None
+    # Only stages with input schemas import (and pay for) the validator.
+    from chalicelib.input_schemas import InputSchema, InvalidInputSchema
+
+    try:
+        return InputSchema(entry["inputSchema"])
+    except InvalidInputSchema as err:
+        reason = " ".join(str(err).split())
+        raise _fail(f'STATE_MACHINES["{name}"].inputSchema {reason}.') from None
 
 
 def parse_state_machines(raw: str | None) -> StateMachineRegistry:

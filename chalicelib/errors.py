@@ -25,6 +25,14 @@ class ValidationError(GatewayError):
     """The request is malformed: bad JSON, wrong type, unknown field, bad value."""
 
 
+class InputSchemaViolation(GatewayError):
+    """The execution input breaks its state machine's input schema; `errors` lists each violation."""
+
+    def __init__(self, message: str, errors: list):
+        super().__init__(message)
+        self.errors = errors
+
+
 class InvalidArn(GatewayError):
     """An ARN in the request is malformed."""
 
@@ -153,6 +161,7 @@ _SFN_ERRORS = {
 # Domain error -> (HTTP status, Retry-After seconds or None).
 _HTTP_STATUS = {
     ValidationError: (400, None),
+    InputSchemaViolation: (400, None),
     InvalidArn: (400, None),
     InvalidName: (400, None),
     InvalidExecutionInput: (400, None),
@@ -253,8 +262,11 @@ def error_response(err: GatewayError) -> Response:
     """Render a domain error as Chalice's error shape with its HTTP status."""
     status, retry_after = _HTTP_STATUS[type(err)]
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    body = {"Code": type(err).__name__, "Message": str(err)}
+    if isinstance(err, InputSchemaViolation):
+        body["Errors"] = err.errors
     return Response(
-        body={"Code": type(err).__name__, "Message": str(err)},
+        body=body,
         status_code=status,
         headers=headers,
     )

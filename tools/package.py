@@ -33,6 +33,10 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 WEBHOOK_FAILURES_SAM = TEMPLATES / "webhook-failures.sam.json"
 WEBHOOK_FAILURES_TERRAFORM = TEMPLATES / "webhook-failures.tf.json"
 WEBHOOK_FAILURES_TERRAFORM_FILE = "webhook_failures.tf.json"
+# The runtime requirements' wheels (pure Python), downloaded once; `chalice package` then
+# installs them from here with no index, so packaging is offline and repeatable.
+WHEELS_DIR = PROJECT_DIR / "build" / "wheels"
+REQUIREMENTS = PROJECT_DIR / "requirements.txt"
 
 
 def _cors_headers(environment: dict) -> dict | None:
@@ -93,6 +97,24 @@ def with_webhook_failures(merge: dict | None, environment: dict) -> dict | None:
     return merge
 
 
+def _pinned_requirements() -> list:
+    lines = (line.split("#")[0].strip() for line in REQUIREMENTS.read_text().splitlines())
+    return [line for line in lines if line]
+
+
+def offline_wheels(env: dict) -> None:
+    """Point chalice's pip at build/wheels (filled on first use) instead of the package index."""
+    pins = _pinned_requirements()
+    if not pins:
+        return
+    present = {path.name.split("-")[0].lower().replace("_", "-") + "==" + path.name.split("-")[1]
+               for path in WHEELS_DIR.glob("*.whl")}
+    if not all(pin.lower().replace("_", "-") in present for pin in pins):
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps",
+                        "--only-binary=:all:", "--dest", str(WHEELS_DIR), *pins], check=True, timeout=300)
+    env.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(WHEELS_DIR))
+
+
 def _chalice() -> str:
     beside = Path(sys.executable).parent / "chalice"
     return str(beside) if beside.exists() else "chalice"
@@ -109,6 +131,7 @@ def package(stage: str, pkg_format: str, out: Path, env: dict | None = None) -> 
     # run doubles deployment.zip (and may be stale). Neither keep it nor let chalice write it.
     shutil.rmtree(PROJECT_DIR / "chalicelib" / "__pycache__", ignore_errors=True)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    offline_wheels(env)
     command = [_chalice(), "package", "--pkg-format", pkg_format, "--stage", stage]
     with tempfile.TemporaryDirectory() as scratch:
         merge = sam_merge_template(environment, xray_enabled(config, stage)) if pkg_format == "cloudformation" else None
@@ -135,6 +158,15 @@ def main(argv=None) -> int:
     parser.add_argument("--pkg-format", choices=FORMATS, default="cloudformation")
     parser.add_argument("out", type=Path)
     args = parser.parse_args(argv)
+    from tools.stage_checks import stage_problems
+
+    try:
+        problems = stage_problems(load_config(), args.stage)
+    except KeyError as err:
+        problems = [str(err.args[0])]
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return 2
     result = package(args.stage, args.pkg_format, args.out)
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)

@@ -243,8 +243,10 @@ def _outcome(description: Dict[str, Any]) -> int:
 def _machines(gateway: Gateway, args, out: Output) -> int:
     if args.name:
         described = gateway.describe_state_machine(args.name)
+        schema = described.get("inputSchema")
         out.document(described, _fields(described, ("name", "type", "status", "stateMachineArn", "creationDate"))
-                     + "\ndefinition:\n" + json.dumps(described.get("definition"), indent=2))
+                     + "\ndefinition:\n" + json.dumps(described.get("definition"), indent=2)
+                     + ("\ninput schema:\n" + json.dumps(schema, indent=2) if schema is not None else ""))
         return EXIT_OK
     machines = gateway.state_machines()
     rows = [["NAME", "TYPE", "ARN"]] + [[m["name"], m["type"], m["stateMachineArn"]] for m in machines]
