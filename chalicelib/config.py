@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlparse, urlsplit
 
-from chalicelib.budget import API_GATEWAY_TIMEOUT_SECONDS
+from chalicelib.budget import API_GATEWAY_TIMEOUT_SECONDS, MAX_API_TIMEOUT_SECONDS, max_wait_seconds
 from chalicelib.errors import GatewayError, GatewayMisconfigured
 from chalicelib.registry import KMS_KEY_ARN, STATE_MACHINE_ARN, StateMachine, StateMachineRegistry
 
@@ -32,6 +32,12 @@ class GatewayConfig:
     access_rules: object = None  # chalicelib.access.AccessRules, or None: every caller may do everything
     webhooks: tuple = ()
     webhooks_allow_local: bool = False
+    # API Gateway's integration timeout for the stage (`make package` sets it on every method).
+    api_timeout_seconds: int = API_GATEWAY_TIMEOUT_SECONDS
+
+    @property
+    def max_wait_seconds(self) -> int:
+        return max_wait_seconds(self.api_timeout_seconds)
 
 
 def _fail(message: str) -> GatewayMisconfigured:
@@ -136,6 +142,18 @@ def _number(environ, key: str, default: float, cast=float):
     return value
 
 
+def api_timeout_seconds(environ) -> int:
+    """API_TIMEOUT_SECONDS: whole seconds from 1 to 300 (default 29)."""
+    raw = environ.get("API_TIMEOUT_SECONDS")
+    if raw in (None, ""):
+        return API_GATEWAY_TIMEOUT_SECONDS
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_API_TIMEOUT_SECONDS:
+        raise _fail(f"API_TIMEOUT_SECONDS must be a whole number of seconds from 1 to {MAX_API_TIMEOUT_SECONDS} "
+                    f"(API Gateway's integration timeout; above {API_GATEWAY_TIMEOUT_SECONDS} needs a Regional API "
+                    f"and a quota increase), got {raw!r}.")
+    return int(raw)
+
+
 def _switch(environ, key: str, default: str) -> bool:
     raw = (environ.get(key) or default).lower()
     if raw not in ("on", "off"):
@@ -171,21 +189,23 @@ def config_from_environ(environ) -> GatewayConfig:
         # Only the local stage sets this: http:// and loopback/private receivers (the demo
         # receiver on 127.0.0.1). Every deployed stage keeps the SSRF guard.
         webhooks_allow_local=_switch(environ, "WEBHOOKS_ALLOW_LOCAL", "off"),
+        api_timeout_seconds=api_timeout_seconds(environ),
     )
     # Subscriptions name state machines, so they are read once the allow-list exists.
     config = dataclasses.replace(
         config, webhooks=parse_webhooks(environ.get("WEBHOOKS"), registry, config.webhooks_allow_local)
     )
+    limit = config.api_timeout_seconds
     worst_case = (config.connect_timeout + config.read_timeout) * config.max_attempts
-    if worst_case >= API_GATEWAY_TIMEOUT_SECONDS:
+    if worst_case >= limit:
         raise _fail(
             f"(SFN_CONNECT_TIMEOUT + SFN_READ_TIMEOUT) x SFN_MAX_ATTEMPTS = {worst_case:g} s "
-            f"must stay under API Gateway's {API_GATEWAY_TIMEOUT_SECONDS} s limit."
+            f"must stay under API Gateway's {limit} s limit (API_TIMEOUT_SECONDS)."
         )
-    if config.connect_timeout + config.sync_read_timeout >= API_GATEWAY_TIMEOUT_SECONDS:
+    if config.connect_timeout + config.sync_read_timeout >= limit:
         raise _fail(
             f"SFN_CONNECT_TIMEOUT + SFN_SYNC_READ_TIMEOUT must stay under API Gateway's "
-            f"{API_GATEWAY_TIMEOUT_SECONDS} s limit."
+            f"{limit} s limit (API_TIMEOUT_SECONDS)."
         )
     return config
 

@@ -106,9 +106,9 @@ class InputSchema:
     """A compiled input schema: `check(value)` raises InputSchemaViolation listing what is wrong."""
 
     def __init__(self, schema):
-        if not isinstance(schema, (dict, bool)):
+        if not isinstance(schema, dict):
             raise InvalidInputSchema("must be a JSON Schema object (draft-07)")
-        if isinstance(schema, dict) and schema.get("$schema", DRAFT_07[0]) not in DRAFT_07:
+        if schema.get("$schema", DRAFT_07[0]) not in DRAFT_07:
             raise InvalidInputSchema(f'"$schema" must be draft-07 ({DRAFT_07[0]}) or left out, got {schema["$schema"]!r}')
         remote = _remote_references(schema)
         if remote:

@@ -276,9 +276,11 @@ def mode_packages(tmp_path_factory):
         built[mode] = {}
         for pkg_format in FORMATS:
             out = tmp_path_factory.mktemp(f"{mode}-{pkg_format}")
+            env = {**_offline_environment(), "PYTHONDONTWRITEBYTECODE": "1"}
+            # requirements.txt's wheels from build/wheels, as `make package` installs them: no index.
+            packaging.offline_wheels(env)
             result = subprocess.run([_tool("chalice"), "package", "--pkg-format", pkg_format, "--stage", stage, str(out)],
-                                    cwd=project, capture_output=True, text=True, timeout=120,
-                                    env={**_offline_environment(), "PYTHONDONTWRITEBYTECODE": "1"})
+                                    cwd=project, capture_output=True, text=True, timeout=120, env=env)
             assert result.returncode == 0, f"chalice package {pkg_format} {stage} failed:\n{result.stderr}"
             built[mode][pkg_format] = out
     return built

@@ -6,6 +6,8 @@
   they are added here: merged into the SAM template, or as a Terraform file beside Chalice's.
 * On stages with "xray": true, `chalice deploy` traces the API Gateway stage but
   `chalice package` only traces the function; the SAM template gets TracingEnabled here.
+* API_TIMEOUT_SECONDS and USAGE_PLANS: integration timeouts, the function's timeout, usage
+  plans and API keys are written into the generated template (tools/partners_wiring.py).
 * On stages with WEBHOOKS, failed webhook deliveries need a Lambda on-failure destination,
   which Chalice cannot declare: an SQS queue, the function's EventInvokeConfig and the role's
   sqs:SendMessage come from tools/templates/webhook-failures.{sam,tf}.json (docs/webhooks.md).
@@ -115,6 +117,15 @@ def offline_wheels(env: dict) -> None:
     env.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(WHEELS_DIR))
 
 
+def _wire_partners(out: Path, pkg_format: str, environment: dict, name_prefix: str) -> None:
+    # Integration timeouts and usage plans live in the generated template itself (tools/partners_wiring.py).
+    from tools.partners_wiring import wire_sam, wire_terraform
+
+    path = out / ("sam.json" if pkg_format == "cloudformation" else "chalice.tf.json")
+    wire = wire_sam if pkg_format == "cloudformation" else wire_terraform
+    path.write_text(json.dumps(wire(json.loads(path.read_text()), environment, name_prefix), indent=2) + "\n")
+
+
 def _chalice() -> str:
     beside = Path(sys.executable).parent / "chalice"
     return str(beside) if beside.exists() else "chalice"
@@ -143,6 +154,8 @@ def package(stage: str, pkg_format: str, out: Path, env: dict | None = None) -> 
             command += ["--merge-template", str(merge_file)]
         result = subprocess.run(command + [str(out)], cwd=PROJECT_DIR, env=env, capture_output=True, text=True,
                                 timeout=300)
+    if result.returncode == 0:
+        _wire_partners(Path(out), pkg_format, environment, f"{config.get('app_name', 'sfn-gateway')}-{stage}")
     extra = terraform_extra(environment) if pkg_format == "terraform" else None
     if result.returncode == 0 and extra is not None:
         (out / TERRAFORM_EXTRA_FILE).write_text(json.dumps(extra, indent=2) + "\n")

@@ -32,9 +32,14 @@ def stage_problems(config: dict, stage: str) -> list:
     """Every problem with one stage's settings, one line each ([] when it may be packaged)."""
     from tools.policy import stage_environment
 
+    from chalicelib.partners.plans import parse_usage_plans
+    from tools.partners_wiring import timeout_problem
+
     environment = stage_environment(config, stage)
     try:
         config_from_environ(environment)
+        parse_usage_plans(environment.get("USAGE_PLANS"))
     except GatewayMisconfigured as err:
         return [f"{stage}: {' '.join(str(err).split())}"]
-    return _schema_problems(stage, environment)
+    timeout = timeout_problem(config, stage, environment)
+    return _schema_problems(stage, environment) + ([timeout] if timeout else [])
