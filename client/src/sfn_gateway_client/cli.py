@@ -40,6 +40,8 @@ def _add_connection_options(parser: argparse.ArgumentParser, defaults: bool) -> 
                        help="region to sign for (default: from an execute-api URL, else the standard chain)")
     group.add_argument("--token", default=value(os.environ.get("SFN_GATEWAY_TOKEN")),
                        help="send `Authorization: Bearer TOKEN` instead of SigV4 (default: $SFN_GATEWAY_TOKEN)")
+    group.add_argument("--api-key", default=value(os.environ.get("SFN_GATEWAY_API_KEY")),
+                       help="send `x-api-key: KEY` on stages with usage plans (default: $SFN_GATEWAY_API_KEY)")
     group.add_argument("--output", choices=("json", "text"), default=value(None),
                        help="json (default when stdout is not a terminal) or text")
 
@@ -352,7 +354,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not args.url:
         parser.error("no gateway URL: pass --url or set SFN_GATEWAY_URL")
     try:
-        gateway = Gateway(args.url, region=args.region, profile=args.profile, token=args.token)
+        gateway = Gateway(args.url, region=args.region, profile=args.profile, token=args.token, api_key=args.api_key)
         with gateway:
             return COMMANDS[args.command](gateway, args, Output(args.output))
     except (ConfigurationError, UsageError) as err:
