@@ -87,3 +87,8 @@ package: $(STAMP)
 .PHONY: jwt-layer
 jwt-layer: $(STAMP)
 	$(VENV)/bin/python -m tools.jwt_layer
+
+# The stage's own OpenAPI 3.1 document: `make openapi STAGE=dev` writes out/openapi-dev.json (docs/partners.md).
+.PHONY: openapi
+openapi: $(STAMP)
+	$(VENV)/bin/python -m tools.openapi --stage $(STAGE)
