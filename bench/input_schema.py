@@ -1,14 +1,14 @@
 """Benchmark: checking a 10 KiB execution input against its state machine's input schema (target <= 0.5 ms).
 
 The input is parsed as the gateway parses request bodies (decimals kept exact), then checked by
-chalicelib.input_schemas as POST /executions checks it: a valid input (the common case) and one
+chalicelib.stepfunctions.input_schemas as POST /executions checks it: a valid input (the common case) and one
 with a violation in every order line (the error listing is the slower path).
 """
 import json
 import statistics
 import time
 
-from chalicelib.input_schemas import InputSchema
+from chalicelib.stepfunctions.input_schemas import InputSchema
 from chalicelib.serialization import loads
 
 TARGET_MS = 0.5

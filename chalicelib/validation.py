@@ -125,7 +125,7 @@ def wait_query(max_seconds: int) -> dict:
     return {"wait": Field(_integer(0, max_seconds))}
 
 
-# A stage with API Gateway's default 29 s integration timeout (chalicelib.budget.max_wait_seconds).
+# A stage with API Gateway's default 29 s integration timeout (chalicelib.stepfunctions.budget.max_wait_seconds).
 WAIT_QUERY = wait_query(25)
 _TASK_TOKEN = Field(_string(2048), required=True)
 TASK_SUCCESS_BODY = {"taskToken": _TASK_TOKEN, "output": Field(_any_json)}

@@ -41,7 +41,7 @@ from chalice.local import (
     ThreadedHTTPServer,
 )
 
-from chalicelib.config import api_timeout_seconds
+from chalicelib.stepfunctions.settings import api_timeout_seconds
 from local.sigv4 import SignatureError, SigV4Verifier
 from tools.partners_wiring import function_timeout
 

@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 from chalicelib.config import config_from_environ
-from chalicelib.cors import cors_config
+from chalicelib.http.cors import cors_config
 from tools.policy import PROJECT_DIR, load_config, stage_environment
 
 FORMATS = ("cloudformation", "terraform")
@@ -140,7 +140,8 @@ def package(stage: str, pkg_format: str, out: Path, env: dict | None = None) -> 
     env.setdefault("AWS_DEFAULT_REGION", env.get("AWS_REGION") or "us-east-1")
     # Chalice zips chalicelib/ as it is on disk, __pycache__ included: bytecode left by a test
     # run doubles deployment.zip (and may be stale). Neither keep it nor let chalice write it.
-    shutil.rmtree(PROJECT_DIR / "chalicelib" / "__pycache__", ignore_errors=True)
+    for bytecode in (PROJECT_DIR / "chalicelib").rglob("__pycache__"):
+        shutil.rmtree(bytecode, ignore_errors=True)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     offline_wheels(env)
     command = [_chalice(), "package", "--pkg-format", pkg_format, "--stage", stage]
@@ -173,8 +174,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     from tools.stage_checks import stage_problems
 
+    config = load_config()
     try:
-        problems = stage_problems(load_config(), args.stage)
+        problems = stage_problems(config, args.stage, stage_environment(config, args.stage))
     except KeyError as err:
         problems = [str(err.args[0])]
     if problems:

@@ -12,8 +12,8 @@ This is build-time code (tools/), so it does not ride in every Lambda zip.
 """
 import json
 
-from chalicelib.budget import API_GATEWAY_TIMEOUT_SECONDS
-from chalicelib.config import api_timeout_seconds
+from chalicelib.stepfunctions.budget import API_GATEWAY_TIMEOUT_SECONDS
+from chalicelib.stepfunctions.settings import api_timeout_seconds
 from chalicelib.partners.plans import parse_usage_plans
 
 # The API function's logical id / Terraform name in Chalice's templates.

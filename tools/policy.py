@@ -16,7 +16,7 @@ from pathlib import Path
 
 from chalicelib.config import config_from_environ
 from chalicelib.errors import GatewayMisconfigured
-from chalicelib.registry import execution_arn
+from chalicelib.stepfunctions.registry import execution_arn
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CHALICE_DIR = PROJECT_DIR / ".chalice"
@@ -185,7 +185,8 @@ def main(argv=None, chalice_dir: Path = CHALICE_DIR) -> int:
     from tools.stage_checks import stage_problems
 
     for stage in stages:
-        problems = stage_problems(config, stage) if stage in config.get("stages", {}) else []
+        known = stage in config.get("stages", {})
+        problems = stage_problems(config, stage, stage_environment(config, stage)) if known else []
         if problems:
             print("\n".join(problems), file=sys.stderr)
             return 2

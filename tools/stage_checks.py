@@ -28,14 +28,11 @@ def _schema_problems(stage: str, environment: dict) -> list:
     return problems
 
 
-def stage_problems(config: dict, stage: str) -> list:
-    """Every problem with one stage's settings, one line each ([] when it may be packaged)."""
-    from tools.policy import stage_environment
-
+def stage_problems(config: dict, stage: str, environment: dict) -> list:
+    """Every problem with one stage (its environment variables given), one line each ([] when it may be packaged)."""
     from chalicelib.partners.plans import parse_usage_plans
     from tools.partners_wiring import timeout_problem
 
-    environment = stage_environment(config, stage)
     try:
         config_from_environ(environment)
         parse_usage_plans(environment.get("USAGE_PLANS"))
