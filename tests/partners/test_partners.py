@@ -1,6 +1,7 @@
 """Partners: USAGE_PLANS and API_TIMEOUT_SECONDS parsed, checked by make policy/package, wired into the templates."""
 import json
 import shutil
+import zipfile
 import subprocess
 from pathlib import Path
 
@@ -292,3 +293,16 @@ def test_terraform_gets_the_timeouts_plans_keys_and_key_plan_map(partner_package
     assert resources["aws_api_gateway_usage_plan_key"]["globex"]["key_id"] == "${aws_api_gateway_api_key.globex.id}"
     assert resources["aws_lambda_function"]["api_handler"]["environment"]["variables"]["API_KEY_PLANS"] == (
         '${jsonencode({(aws_api_gateway_api_key.acme.id) = "acme", (aws_api_gateway_api_key.globex.id) = "globex"})}')
+
+
+def test_the_runtime_requirements_ride_in_chalices_managed_layer_not_in_the_function_zip(partner_packages):
+    out = partner_packages["cloudformation"].parent
+    layer = zipfile.ZipFile(out / "layer-deployment.zip").namelist()
+    function = zipfile.ZipFile(out / "deployment.zip").namelist()
+    assert "python/lib/python3.11/site-packages/fastjsonschema/__init__.py" in layer
+    assert {name.split("/")[4] for name in layer if name.count("/") > 4} <= {
+        "fastjsonschema", "fastjsonschema-2.22.3.dist-info"}
+    assert not any(name.startswith("fastjsonschema") for name in function)
+    sizes = {name: (out / name).stat().st_size for name in ("deployment.zip", "layer-deployment.zip")}
+    print(f"deployment.zip {sizes['deployment.zip']} bytes, layer-deployment.zip {sizes['layer-deployment.zip']} bytes")
+    assert sizes["layer-deployment.zip"] <= 40 * 1024
