@@ -109,6 +109,9 @@ def stage_document(config: dict, stage: str, spec: dict | None = None) -> dict:
             body["schema"] = _start_body(schemas, prefix, chosen)
     if parse_usage_plans(environment.get("USAGE_PLANS")):
         components["securitySchemes"]["api_key"] = API_KEY_SCHEME
+        # A plan's throttle or quota is API Gateway's own 429: {"message": "Too Many Requests" | "Limit Exceeded"}.
+        throttled = components["responses"]["TooManyRequests"]["content"]["application/json"]
+        throttled["schema"] = {"oneOf": [{"$ref": "#/components/schemas/ApiGatewayError"}, throttled["schema"]]}
         for operations in document["paths"].values():
             for operation in operations.values():
                 if isinstance(operation, dict) and operation.get("security"):

@@ -424,3 +424,10 @@ def test_an_api_key_is_sent_as_x_api_key_beside_the_signature(signing_env, recor
     assert headers["Authorization"].startswith("AWS4-HMAC-SHA256 ")
     Gateway(recorder.url).state_machines()
     assert "x-api-key" not in recorder.requests[-1]["headers"]
+
+
+def test_an_input_schema_violation_raises_with_every_violation(gateway):
+    with pytest.raises(sgc.InputSchemaViolation) as caught:
+        gateway.start("slow", {"seconds": -1})
+    assert isinstance(caught.value, sgc.ValidationError) and caught.value.status == 400
+    assert caught.value.errors == [{"pointer": "/seconds", "message": "must be bigger than or equal to 0"}]

@@ -68,6 +68,8 @@ def test_a_partner_stage_has_its_wait_maximum_and_api_keys_on_every_route_but_he
     validate(document)
     assert document["components"]["parameters"]["Wait"]["schema"]["maximum"] == 116
     assert document["components"]["securitySchemes"]["api_key"]["name"] == "x-api-key"
+    throttled = document["components"]["responses"]["TooManyRequests"]["content"]["application/json"]["schema"]
+    assert throttled["oneOf"][0] == {"$ref": "#/components/schemas/ApiGatewayError"}
     security = {(path, method): operation.get("security") for path, operations in document["paths"].items()
                 for method, operation in operations.items()}
     assert security.pop(("/health", "get")) == []  # openapi.yaml: explicitly no authentication

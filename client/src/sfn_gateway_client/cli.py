@@ -363,6 +363,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ApiError as err:
         code = f"{err.code} ({err.status})" if err.code else f"HTTP {err.status}"
         print(f"sfn-gateway: {code}: {err.message}", file=sys.stderr)
+        for violation in getattr(err, "errors", []):
+            print(f"  {violation.get('pointer') or '(the input)'}: {violation.get('message')}", file=sys.stderr)
         return EXIT_API_ERROR
     except GatewayUnreachable as err:
         print(f"sfn-gateway: {err}", file=sys.stderr)
