@@ -369,10 +369,10 @@ def test_machines_with_a_name_prints_its_input_schema_in_text_output(cli):
     code, out, _ = cli("machines", "slow", "--output", "text")
     assert code == 0
     schema = json.loads(out.split("input schema:\n", 1)[1])
-    assert schema["properties"]["seconds"] == {"type": "number", "minimum": 0, "maximum": 300}
+    assert schema["properties"]["seconds"] == {"type": "integer", "minimum": 0, "maximum": 86400}
 
 
 def test_a_schema_violation_prints_each_pointer_and_exits_3(cli):
     code, _, err = cli("start", "slow", "--input", '{"seconds": "ten"}')
     assert code == 3
-    assert "InputSchemaViolation (400)" in err and "  /seconds: must be number" in err
+    assert "InputSchemaViolation (400)" in err and "  /seconds: must be integer" in err

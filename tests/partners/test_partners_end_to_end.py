@@ -94,11 +94,11 @@ def test_a_bad_input_is_refused_with_every_violation_before_it_starts(partner_st
     assert response.status_code == 400
     assert response.json() == {"Code": "InputSchemaViolation",
                                "Message": "The input does not match the input schema of 'slow' (1 violation).",
-                               "Errors": [{"pointer": "/seconds", "message": "must be number"}]}
+                               "Errors": [{"pointer": "/seconds", "message": "must be integer"}]}
     listed = signed("GET", f"{partner_stack.url}/executions?stateMachine=slow", headers={"x-api-key": key}).json()
     assert listed["executions"] == []
     described = signed("GET", f"{partner_stack.url}/state-machines/slow", headers={"x-api-key": key}).json()
-    assert described["inputSchema"]["properties"]["seconds"] == {"type": "number", "minimum": 0, "maximum": 300}
+    assert described["inputSchema"]["properties"]["seconds"] == {"type": "integer", "minimum": 0, "maximum": 86400}
 
 
 def test_a_40_s_stage_accepts_waits_up_to_36_s(partner_stack, state_dir):
