@@ -5,6 +5,8 @@ Differences from ``chalice local``, and why:
 * ``IAMAuthorizer`` routes are verified (chalice local only warns and lets them through);
   more than one access key can sign, each standing for its own IAM user or role.
 * A built-in (JWT) authorizer's refusal answers 401 as API Gateway does, not a dropped connection.
+* A signed request for a path with no route answers 403 "Missing Authentication Token", as API
+  Gateway does, not chalice local's complaint about the Authorization header.
 * ``TCP_NODELAY``: the handler writes headers and body separately, so Nagle plus the
   client's delayed ACK stalls every keep-alive request by ~40 ms.
 * A listen backlog of 1024 instead of socketserver's 5, which resets connections
@@ -38,11 +40,12 @@ from chalice.local import (
     LocalGatewayAuthorizer,
     LocalGatewayException,
     NotAuthorizedError,
+    RouteMatcher,
     ThreadedHTTPServer,
 )
 
 from chalicelib.stepfunctions.settings import api_timeout_seconds
-from local.sigv4 import SignatureError, SigV4Verifier
+from local.sigv4 import ALGORITHM, SignatureError, SigV4Verifier
 from tools.partners_wiring import function_timeout
 
 
@@ -115,6 +118,7 @@ class _SigV4Gateway(LocalGateway):
     def __init__(self, app: Chalice, config: Config, verifier: SigV4Verifier, partner_gate=None) -> None:
         super().__init__(app, config)
         self._authorizer = _SigV4Authorizer(app, verifier, partner_gate)
+        self._routes = RouteMatcher(list(app.routes))
         self._integration_timeout = api_timeout_seconds(os.environ)
 
     def _generate_lambda_context(self) -> LambdaContext:
@@ -123,7 +127,16 @@ class _SigV4Gateway(LocalGateway):
             max_runtime_ms=function_timeout(self._integration_timeout, self._config.lambda_timeout) * 1000,
         )
 
-    def handle_request(self, method: str, path: str, headers: Dict[str, Any], body: Optional[bytes]) -> Dict[str, Any]:
+    def handle_request(self, method: str, path: str, headers: Dict[str, str], body: Optional[bytes]) -> Dict[str, Any]:
+        # API Gateway answers a signed request for a path it has no route for (a typo, or a URL
+        # without the stage) with 403 "Missing Authentication Token"; chalice local would answer
+        # with its complaint about the Authorization header, which reads like a signing mistake.
+        authorization = headers.get("authorization") or headers.get("Authorization") or ""
+        if authorization.startswith(ALGORITHM + " ") and not self._has_route(path):
+            raise ForbiddenError(
+                {"x-amzn-RequestId": self._generate_lambda_context().aws_request_id,
+                 "x-amzn-ErrorType": "MissingAuthenticationTokenException"},
+                b'{"message":"Missing Authentication Token"}')
         outcome: Dict[str, Any] = {}
 
         def run() -> None:
@@ -142,6 +155,13 @@ class _SigV4Gateway(LocalGateway):
         if "error" in outcome:
             raise outcome["error"]
         return outcome["response"]
+
+    def _has_route(self, path: str) -> bool:
+        try:
+            self._routes.match_route(path)
+        except ValueError:
+            return False
+        return True
 
 
 class _RequestHandler(ChaliceRequestHandler):

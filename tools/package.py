@@ -178,7 +178,8 @@ def main(argv=None) -> int:
     try:
         problems = stage_problems(config, args.stage, stage_environment(config, args.stage))
     except KeyError as err:
-        problems = [str(err.args[0])]
+        # One line that lists the stages, not a traceback.
+        problems = [f"make package: {err.args[0]}"]
     if problems:
         print("\n".join(problems), file=sys.stderr)
         return 2
