@@ -44,9 +44,9 @@ from chalice.local import (
     ThreadedHTTPServer,
 )
 
+from chalicelib.stepfunctions.budget import function_timeout
 from chalicelib.stepfunctions.settings import api_timeout_seconds
 from local.sigv4 import ALGORITHM, SignatureError, SigV4Verifier
-from tools.partners_wiring import function_timeout
 
 
 class _IntegrationTimeout(LocalGatewayException):

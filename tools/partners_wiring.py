@@ -12,7 +12,7 @@ This is build-time code (tools/), so it does not ride in every Lambda zip.
 """
 import json
 
-from chalicelib.stepfunctions.budget import API_GATEWAY_TIMEOUT_SECONDS
+from chalicelib.stepfunctions.budget import API_GATEWAY_TIMEOUT_SECONDS, function_timeout
 from chalicelib.stepfunctions.settings import api_timeout_seconds
 from chalicelib.partners.plans import parse_usage_plans
 
@@ -32,11 +32,6 @@ def _integrations(swagger: dict):
 def _set_timeouts(swagger: dict, seconds: int) -> None:
     for integration in _integrations(swagger):
         integration["timeoutInMillis"] = seconds * 1000
-
-
-def function_timeout(seconds: int, configured: int | None) -> int:
-    """The API function's timeout: above the integration timeout, and never below the stage's own setting."""
-    return max(configured or 0, seconds + 1)
 
 
 def endpoint_type(config: dict, stage: str) -> str:

@@ -28,6 +28,11 @@ class Budget:
         return self.deadline - self._clock()
 
 
+def function_timeout(api_timeout_seconds: int, configured: int | None) -> int:
+    """The API function's timeout: above the integration timeout, and never below the stage's own setting."""
+    return max(configured or 0, api_timeout_seconds + 1)
+
+
 def max_wait_seconds(api_timeout_seconds: int) -> int:
     """The longest ?wait= a stage with this integration timeout accepts."""
     return max(0, api_timeout_seconds - WAIT_MARGIN_SECONDS)
