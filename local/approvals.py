@@ -73,12 +73,10 @@ class LocalApprovals:
         return self
 
     def stop(self) -> None:
-        """Stop polling and listening (a long poll in progress ends within a second)."""
+        """Stop polling and listening; a long poll in progress ends on its own (a daemon thread, within 1 s)."""
         self._stopping.set()
         events.unsubscribe(self._on_status_change)
         self._closers.shutdown(wait=False, cancel_futures=True)
-        if self._poller is not None:
-            self._poller.join(timeout=1.5)
 
     def _poll(self) -> None:
         while not self._stopping.is_set():

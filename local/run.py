@@ -460,11 +460,11 @@ def main(argv=None) -> int:
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         watchdog = _exit_anyway_at(deadline)
         server.server_close()
+        if server.approvals:
+            server.approvals.stop()
         if server.webhooks:
             # What is left of the grace period, less a second for the engine and the issuer.
             server.webhooks.stop(grace=max(0.0, deadline - time.monotonic() - 1))
-        if server.approvals:
-            server.approvals.stop()
         engine.stop()
         _stop_issuer(issuer)
         watchdog.cancel()
