@@ -130,25 +130,25 @@ def send_task_heartbeat():
     return factory.get_gateway().send_task_heartbeat(body["taskToken"])
 
 
-@app.route("/approvals", authorizer=authorizer)
+@app.route("/approvals", authorizer=authorizer, api_key_required=partner_keys)
 def list_approvals():
     query = inputs.query(app.current_request, LIST_APPROVALS_QUERY)
     return approvals.inbox().list_pending(query.get("limit"), query.get("nextToken"))
 
 
-@app.route("/approvals/{approvalId}", authorizer=authorizer)
+@app.route("/approvals/{approvalId}", authorizer=authorizer, api_key_required=partner_keys)
 def show_approval(approvalId):
     inputs.query(app.current_request)
     return approvals.inbox().show(approvalId)
 
 
-@app.route("/approvals/{approvalId}/approve", methods=["POST"], authorizer=authorizer)
+@app.route("/approvals/{approvalId}/approve", methods=["POST"], authorizer=authorizer, api_key_required=partner_keys)
 def approve_approval(approvalId):
     body = inputs.body(app.current_request, ANSWER_APPROVAL_BODY)
     return approvals.inbox().answer(approvalId, "approved", body.get("comment"), body.get("data"))
 
 
-@app.route("/approvals/{approvalId}/reject", methods=["POST"], authorizer=authorizer)
+@app.route("/approvals/{approvalId}/reject", methods=["POST"], authorizer=authorizer, api_key_required=partner_keys)
 def reject_approval(approvalId):
     body = inputs.body(app.current_request, ANSWER_APPROVAL_BODY)
     return approvals.inbox().answer(approvalId, "rejected", body.get("comment"), body.get("data"))
