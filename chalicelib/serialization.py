@@ -24,7 +24,8 @@ class JsonNumber(Decimal):
 
 
 def _reject_constant(name):
-    raise JsonValueError(f"{name} is not valid JSON")
+    # Python's json module accepts NaN and Infinity; JSON (RFC 8259) and Step Functions do not.
+    raise JsonValueError(f"{name} is not a JSON value")
 
 
 def loads(text: str, object_pairs_hook=None):
