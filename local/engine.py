@@ -47,6 +47,14 @@ APPROVAL_QUEUE_NAME = "sfn-gateway-approvals"
 HISTORY_PAGE_DEFAULT = 100
 HISTORY_PAGE_MAX = 1000
 _CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+# An ASL file carries no type, so the file name gives it: statemachines/<name>-express.asl.json
+# is EXPRESS, any other <name>.asl.json STANDARD (docs/local-stack.md, "Your own workflow").
+EXPRESS_SUFFIX = "-express"
+
+
+def workflow_type(name: str) -> str:
+    """The type the local stack gives the workflow in statemachines/<name>.asl.json."""
+    return "EXPRESS" if name.endswith(EXPRESS_SUFFIX) else "STANDARD"
 
 
 class LocalEngine:
@@ -141,7 +149,7 @@ class LocalEngine:
         deployed = {}
         for path in sorted(Path(directory).glob("*.asl.json")):
             name = path.name[: -len(".asl.json")]
-            sm_type = "EXPRESS" if name.endswith("-express") else "STANDARD"
+            sm_type = workflow_type(name)
             definition = path.read_text()
             arn = f"arn:aws:states:{self.region}:{ACCOUNT_ID}:stateMachine:{name}"
             try:

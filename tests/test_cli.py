@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.client_helpers import FaultyProxy, RecordingServer, start_stack_with_task_routes
+from tests.demo_workflows import DEMO_MACHINES, demo_machines_in
 from tests.test_end_to_end import ACCESS_KEY, REGION, SECRET_KEY
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -98,7 +99,7 @@ def test_pip_install_of_client_gives_the_command_and_botocore_as_the_only_requir
 def test_machines_prints_json_when_piped_and_a_table_with_output_text(cli):
     code, out, _ = cli("machines")
     assert code == 0
-    assert {machine["name"] for machine in json.loads(out)} == {"hello", "slow", "approval", "deadline", "echo-express"}
+    assert demo_machines_in(json.loads(out)) == DEMO_MACHINES
     code, out, _ = cli("machines", "--output", "text")
     assert code == 0
     assert out.splitlines()[0].split() == ["NAME", "TYPE", "ARN"]

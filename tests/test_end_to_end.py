@@ -19,6 +19,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from requests_aws4auth import AWS4Auth
 
+from tests.demo_workflows import DEMO_MACHINES, demo_machines_in
 from tests.openapi_schemas import validate_response
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -28,7 +29,7 @@ ACCESS_KEY, SECRET_KEY, REGION = "e2e-key", "e2e-secret", "us-east-1"
 class Stack:
     """A running `python -m local.run` on free loopback ports."""
 
-    def __init__(self, environment=None):
+    def __init__(self, environment=None, project_dir=PROJECT_DIR):
         env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_DEFAULT_REGION": REGION}
         env.pop("AWS_PROFILE", None)
         # Changes to that environment; None removes a variable.
@@ -39,9 +40,10 @@ class Stack:
                 env[name] = value
         self.environment = env
         self.banner = ""
+        self.output = []  # what the stack printed after its banner (e.g. the demo receiver's lines)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "local.run", "--port", "0", "--sfn-port", "0"],
-            cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=project_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         self.url = self._read_url(timeout=30)
 
@@ -74,8 +76,8 @@ class Stack:
         return "".join(lines)
 
     def _drain(self):
-        for _ in self.process.stdout:
-            pass
+        for line in self.process.stdout:
+            self.output.append(line)
 
     def engine_client(self):
         """A boto3 client talking straight to the stack's engine, bypassing the gateway."""
@@ -229,7 +231,7 @@ def test_tampered_body_is_rejected_and_starts_nothing(stack):
 def test_requests_aws4auth_client_works(stack):
     response = requests.get(f"{stack.url}/state-machines", auth=AWS4Auth(ACCESS_KEY, SECRET_KEY, REGION, "execute-api"), timeout=5)
     assert response.status_code == 200
-    assert {machine["name"] for machine in response.json()["stateMachines"]} == {"hello", "slow", "approval", "deadline", "echo-express"}
+    assert demo_machines_in(response.json()["stateMachines"]) == DEMO_MACHINES
 
 
 def test_curl_aws_sigv4_starts_hello_and_reads_it_back(stack):

@@ -17,6 +17,7 @@ from moto.stepfunctions.parser.asl.eval.callback.callback import (
 )
 
 from local.engine import APPROVAL_QUEUE_NAME, DEMO_ROLE_ARN, LocalEngine
+from tests.demo_workflows import DEMO_MACHINES
 
 POLL_SECONDS = 15
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
@@ -109,7 +110,7 @@ def test_start_listens_on_localhost_with_a_free_port(engine):
 
 def test_deploy_returns_the_gateway_state_machine_config(machines):
     prefix = "arn:aws:states:us-east-1:123456789012:stateMachine:"
-    assert machines == {
+    assert {name: machines[name] for name in DEMO_MACHINES} == {
         "approval": {"arn": prefix + "approval", "type": "STANDARD"},
         "deadline": {"arn": prefix + "deadline", "type": "STANDARD"},
         "echo-express": {"arn": prefix + "echo-express", "type": "EXPRESS"},
