@@ -253,8 +253,9 @@ def main(argv=None, chalice_dir: Path = CHALICE_DIR) -> int:
             print(f"{path.relative_to(chalice_dir.parent)}: up to date")
         elif args.check:
             stale.append(path)
-            print(f"{path.relative_to(chalice_dir.parent)}: does not match stage {stage}'s state machines, task "
-                  "routes and log group; run `make policy`", file=sys.stderr)
+            problem = "missing" if current is None else "does not match"
+            print(f"{path.relative_to(chalice_dir.parent)}: {problem} for stage {stage} (its state machines, task "
+                  "routes and log group); run `make policy`", file=sys.stderr)
         else:
             path.write_text(text)
             print(f"{path.relative_to(chalice_dir.parent)}: written")

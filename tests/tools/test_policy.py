@@ -293,8 +293,16 @@ def test_check_fails_naming_the_stage_whose_file_holds_another_stages_grants(tmp
     status = policy.main(["--all", "--check"], chalice_dir=chalice_dir)
     # Then it fails on that file, naming the stage and the fix
     assert status == 1
-    assert (".chalice/billing-role.json: does not match stage billing's state machines, task routes and log group; "
+    assert (".chalice/billing-role.json: does not match for stage billing (its state machines, task routes and log "
+            "group); run `make policy`") in capsys.readouterr().err
+
+
+def test_check_names_the_stage_whose_named_file_is_missing(tmp_path, capsys):
+    chalice_dir = _project_with_stages(tmp_path, billing=_copied_stage(CONFIG["stages"]["prod"], "billing-role.json"))
+    assert policy.main(["--stage", "billing", "--check"], chalice_dir=chalice_dir) == 1
+    assert (".chalice/billing-role.json: missing for stage billing (its state machines, task routes and log group); "
             "run `make policy`") in capsys.readouterr().err
+    assert not (chalice_dir / "billing-role.json").exists()
 
 
 def test_a_stage_that_names_no_policy_file_is_refused_with_the_settings_to_add(tmp_path, capsys):
