@@ -180,7 +180,8 @@ def test_ctrl_c_while_waiting_prints_the_execution_arn_on_stderr_and_exits_130(c
     process = subprocess.Popen([str(installed / "sfn-gateway"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env=user_env(cli.home, SFN_GATEWAY_URL=stack.url))
     engine = _running(stack, arn)
-    time.sleep(1.0)
+    # Past the start's answer (a few ms after the execution exists), well into the wait.
+    time.sleep(2.0)
     try:
         # When the user presses Ctrl-C
         process.send_signal(signal.SIGINT)
