@@ -136,6 +136,12 @@ def main(argv=None) -> int:
     parser.add_argument("--pkg-format", choices=FORMATS, default="cloudformation")
     parser.add_argument("out", type=Path)
     args = parser.parse_args(argv)
+    try:
+        stage_environment(load_config(), args.stage)
+    except KeyError as err:
+        # One line that lists the stages, not a traceback.
+        print(f"make package: {err.args[0]}", file=sys.stderr)
+        return 2
     result = package(args.stage, args.pkg_format, args.out)
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
