@@ -168,6 +168,7 @@ def policy_path(stage: str, chalice_dir: Path = CHALICE_DIR, config: dict | None
 class PolicyFileNotNamed(KeyError):
     """A stage's function does not name a policy file of its own."""
 
+    # A KeyError, as an unknown stage is, so main() reports both the same way; shown without quotes.
     def __str__(self) -> str:
         return self.args[0]
 
