@@ -106,8 +106,8 @@ class StateMachineRegistry:
                 f"{execution_arn!r} is not an execution ARN; expected "
                 "arn:aws:states:<region>:<account>:execution:<stateMachine>:<name>."
             )
-        parts = match.groupdict()
-        owner = "arn:{partition}:states:{region}:{account}:stateMachine:{state_machine}".format(**parts)
+        partition, region, account, state_machine = match.group("partition", "region", "account", "state_machine")
+        owner = f"arn:{partition}:states:{region}:{account}:stateMachine:{state_machine}"
         machine = self._by_execution_owner.get(owner)
         if machine is None:
             raise StateMachineNotFound(
