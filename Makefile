@@ -9,6 +9,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	rm -f $(VENV)/.installed-*
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(VENV)/bin/python -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: --dest build/wheels -r requirements.txt
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -88,3 +89,8 @@ package: $(STAMP)
 .PHONY: jwt-layer
 jwt-layer: $(STAMP)
 	$(VENV)/bin/python -m tools.jwt_layer
+
+# The stage's own OpenAPI 3.1 document: `make openapi STAGE=dev` writes out/openapi-dev.json (docs/partners.md).
+.PHONY: openapi
+openapi: $(STAMP)
+	$(VENV)/bin/python -m tools.openapi --stage $(STAGE)

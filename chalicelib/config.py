@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from chalicelib.setting_rules import fail as _fail
 from chalicelib.setting_rules import number as _number
 from chalicelib.setting_rules import switch as _switch
-from chalicelib.stepfunctions.budget import API_GATEWAY_TIMEOUT_SECONDS
+from chalicelib.stepfunctions.budget import API_GATEWAY_TIMEOUT_SECONDS, max_wait_seconds
 from chalicelib.stepfunctions.registry import StateMachineRegistry
-from chalicelib.stepfunctions.settings import _check_owner_only, parse_state_machines
+from chalicelib.stepfunctions.settings import _check_owner_only, api_timeout_seconds, parse_state_machines
 
 _METRICS_NAMESPACE = re.compile(r"^[A-Za-z0-9.\-_/#:]{1,255}$")
 
@@ -31,6 +31,12 @@ class GatewayConfig:
     access_rules: object = None  # chalicelib.auth.access.AccessRules, or None: every caller may do everything
     webhooks: tuple = ()
     webhooks_allow_local: bool = False
+    # API Gateway's integration timeout for the stage (`make package` sets it on every method).
+    api_timeout_seconds: int = API_GATEWAY_TIMEOUT_SECONDS
+
+    @property
+    def max_wait_seconds(self) -> int:
+        return max_wait_seconds(self.api_timeout_seconds)
 
 
 def _metrics_namespace(environ) -> str | None:
@@ -80,21 +86,23 @@ def config_from_environ(environ) -> GatewayConfig:
         # Only the local stage sets this: http:// and loopback/private receivers (the demo
         # receiver on 127.0.0.1). Every deployed stage keeps the SSRF guard.
         webhooks_allow_local=_switch(environ, "WEBHOOKS_ALLOW_LOCAL", "off"),
+        api_timeout_seconds=api_timeout_seconds(environ),
     )
     # Subscriptions name state machines, so they are read once the allow-list exists.
     config = dataclasses.replace(
         config, webhooks=_webhooks(environ.get("WEBHOOKS"), registry, config.webhooks_allow_local)
     )
+    limit = config.api_timeout_seconds
     worst_case = (config.connect_timeout + config.read_timeout) * config.max_attempts
-    if worst_case >= API_GATEWAY_TIMEOUT_SECONDS:
+    if worst_case >= limit:
         raise _fail(
             f"(SFN_CONNECT_TIMEOUT + SFN_READ_TIMEOUT) x SFN_MAX_ATTEMPTS = {worst_case:g} s "
-            f"must stay under API Gateway's {API_GATEWAY_TIMEOUT_SECONDS} s limit."
+            f"must stay under API Gateway's {limit} s limit (API_TIMEOUT_SECONDS)."
         )
-    if config.connect_timeout + config.sync_read_timeout >= API_GATEWAY_TIMEOUT_SECONDS:
+    if config.connect_timeout + config.sync_read_timeout >= limit:
         raise _fail(
             f"SFN_CONNECT_TIMEOUT + SFN_SYNC_READ_TIMEOUT must stay under API Gateway's "
-            f"{API_GATEWAY_TIMEOUT_SECONDS} s limit."
+            f"{limit} s limit (API_TIMEOUT_SECONDS)."
         )
     return config
 

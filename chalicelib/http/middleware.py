@@ -9,6 +9,7 @@ from chalicelib.config import get_config
 from chalicelib.errors import BackendError, GatewayError
 from chalicelib.http.cors import add_cors_headers
 from chalicelib.http.error_responses import error_response
+from chalicelib.partners.plans import plan_of
 from chalicelib.serialization import JsonValueError, dumps
 from chalicelib.stepfunctions import budget
 from chalicelib.stepfunctions.registry import unquote_arn
@@ -70,6 +71,14 @@ def _metrics_namespace() -> str | None:
         return None
 
 
+def _api_timeout_seconds() -> float:
+    # A misconfigured stage still gets a budget; its error is reported by the route.
+    try:
+        return get_config().api_timeout_seconds
+    except GatewayError:
+        return budget.API_GATEWAY_TIMEOUT_SECONDS
+
+
 def _access_record(request, response, seconds: float) -> dict:
     context = request.context or {}
     identity = context.get("identity") or {}
@@ -86,6 +95,9 @@ def _access_record(request, response, seconds: float) -> dict:
     caller = current_caller()
     if caller:
         record["callerIdentity"] = caller
+    plan = plan_of(context)
+    if plan:
+        record["usagePlan"] = plan
     execution_arn = _execution_arn(request, response)
     if execution_arn:
         record["executionArn"] = execution_arn
@@ -129,7 +141,7 @@ def _render_json(response) -> None:
 def handle_request(request, get_response):
     """Open the request's time budget, map domain errors, add CORS, log one line, render exact JSON."""
     started = time.perf_counter()
-    budget.start(request.lambda_context)
+    budget.start(request.lambda_context, api_timeout_seconds=_api_timeout_seconds())
     bind_caller(request)
     try:
         response = get_response(request)

@@ -1,6 +1,6 @@
 """The allow-list, and the one owner of Step Functions' ARN formats."""
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from chalicelib.errors import InvalidArn, StateMachineNotFound, StateMachineTypeNotSupported
@@ -52,6 +52,8 @@ class StateMachine:
     pass_caller_context: bool = False
     kms_key_arn: str | None = None
     owner_only: bool = False
+    # chalicelib.stepfunctions.input_schemas.InputSchema, or None: any JSON input is passed on.
+    input_schema: object = field(default=None, compare=False, repr=False)
 
     @property
     def is_express(self) -> bool:
@@ -64,6 +66,11 @@ class StateMachine:
     @property
     def qualifier(self) -> str | None:
         return STATE_MACHINE_ARN.match(self.arn).group("qualifier")
+
+    def check_input(self, execution_input) -> None:
+        """Raise InputSchemaViolation when the input breaks this machine's input schema (if it has one)."""
+        if self.input_schema is not None:
+            self.input_schema.check(self.name, execution_input)
 
     def summary(self) -> dict:
         """The public description used in listings."""

@@ -152,6 +152,7 @@ class StepFunctionsGateway:
             "status": described.get("status"),
             "creationDate": described.get("creationDate"),
             "definition": described.get("definition"),
+            **({"inputSchema": machine.input_schema.schema} if machine.input_schema is not None else {}),
         }
 
     def start_execution(self, state_machine: str, execution_input, name: str, caller: dict | None = None,
@@ -161,6 +162,7 @@ class StepFunctionsGateway:
         # Express executions have no name idempotency and no records to read back:
         # a 201 here would invite retries that run the workflow again.
         _require_standard(machine, "POST /executions")
+        machine.check_input(execution_input)
         try:
             started = self._call(
                 "start_execution",
@@ -207,6 +209,7 @@ class StepFunctionsGateway:
                 f"Synchronous runs need an EXPRESS state machine; {machine.name!r} is STANDARD. "
                 "Use POST /executions?wait=N instead."
             )
+        machine.check_input(execution_input)
         result = to_json_ready(self._call(
             "start_sync_execution",
             read_timeout=self._config.sync_read_timeout,

@@ -320,9 +320,11 @@ def mode_packages(tmp_path_factory):
         built[mode] = {}
         for pkg_format in FORMATS:
             out = tmp_path_factory.mktemp(f"{mode}-{pkg_format}")
+            env = {**_offline_environment(), "PYTHONDONTWRITEBYTECODE": "1"}
+            # requirements.txt's wheels from build/wheels, as `make package` installs them: no index.
+            packaging.offline_wheels(env)
             result = subprocess.run([_tool("chalice"), "package", "--pkg-format", pkg_format, "--stage", stage, str(out)],
-                                    cwd=project, capture_output=True, text=True, timeout=120,
-                                    env={**_offline_environment(), "PYTHONDONTWRITEBYTECODE": "1"})
+                                    cwd=project, capture_output=True, text=True, timeout=120, env=env)
             assert result.returncode == 0, f"chalice package {pkg_format} {stage} failed:\n{result.stderr}"
             built[mode][pkg_format] = out
     return built
@@ -386,9 +388,11 @@ def test_jwt_mode_has_the_authorizer_function_its_invoke_permission_and_the_ttl(
     functions = _functions(template)
     assert sorted(functions) == ["APIHandler", "JwtAuthorizer"]
     authorizer = functions["JwtAuthorizer"]["Properties"]
-    # The layer (PyJWT + cryptography) goes to the authorizer only; the API function stays lean.
-    assert (authorizer["Handler"], authorizer["Layers"]) == ("chalicelib.auth.identity.jwt_authorizer", [JWT_LAYER_ARN])
-    assert "Layers" not in functions["APIHandler"]["Properties"]
+    # The layer (PyJWT + cryptography) goes to the authorizer only; the API function stays lean. Every function
+    # also gets Chalice's managed layer of requirements.txt (fastjsonschema, issue 21: "automatic_layer").
+    assert (authorizer["Handler"], authorizer["Layers"]) == (
+        "chalicelib.auth.identity.jwt_authorizer", [{"Ref": "ManagedLayer"}, JWT_LAYER_ARN])
+    assert functions["APIHandler"]["Properties"]["Layers"] == [{"Ref": "ManagedLayer"}]
     [permission] = [r["Properties"] for r in template["Resources"].values()
                     if r["Type"] == "AWS::Lambda::Permission" and r["Properties"]["FunctionName"] == {"Fn::GetAtt": ["JwtAuthorizer", "Arn"]}]
     assert (permission["Principal"], permission["Action"]) == ("apigateway.amazonaws.com", "lambda:InvokeFunction")
@@ -398,8 +402,9 @@ def test_jwt_mode_has_the_authorizer_function_its_invoke_permission_and_the_ttl(
     assert {a for s in policy_doc["PolicyDocument"]["Statement"] for a in s["Action"]} == {
         "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
     terraform = _terraform(mode_packages, "jwt")["resource"]
-    assert terraform["aws_lambda_function"]["jwt_authorizer"]["layers"] == [JWT_LAYER_ARN]
-    assert "layers" not in terraform["aws_lambda_function"]["api_handler"]
+    managed = "${aws_lambda_layer_version.managed-layer.arn}"
+    assert terraform["aws_lambda_function"]["jwt_authorizer"]["layers"] == [managed, JWT_LAYER_ARN]
+    assert terraform["aws_lambda_function"]["api_handler"]["layers"] == [managed]
     assert any(p["function_name"] == "${aws_lambda_function.jwt_authorizer.arn}" for p in terraform["aws_lambda_permission"].values())
 
 
