@@ -141,6 +141,8 @@ NO_QUERY: dict = {}
 
 def validate(values: dict, rules: dict, where: str) -> dict:
     """Apply the rules to the given fields; unknown and missing fields are errors."""
+    if not values and not any(rule.required for rule in rules.values()):
+        return {}  # most GETs: no query string, nothing required
     unknown = sorted(set(values) - set(rules))
     if unknown:
         raise ValidationError(f"Unknown {where} field(s) {unknown}; allowed: {sorted(rules)}.")
