@@ -5,15 +5,12 @@ import os
 import re
 from dataclasses import dataclass
 
-from chalicelib.approvals.settings import parse_approvals
-from chalicelib.auth.settings import parse_access_rules
 from chalicelib.setting_rules import fail as _fail
 from chalicelib.setting_rules import number as _number
 from chalicelib.setting_rules import switch as _switch
 from chalicelib.stepfunctions.budget import API_GATEWAY_TIMEOUT_SECONDS, max_wait_seconds
 from chalicelib.stepfunctions.registry import StateMachineRegistry
 from chalicelib.stepfunctions.settings import _check_owner_only, api_timeout_seconds, parse_state_machines
-from chalicelib.webhooks.settings import parse_webhooks
 
 _METRICS_NAMESPACE = re.compile(r"^[A-Za-z0-9.\-_/#:]{1,255}$")
 
@@ -52,6 +49,33 @@ def _metrics_namespace(environ) -> str | None:
     return namespace
 
 
+# Most stages set neither ACCESS_RULES, WEBHOOKS nor APPROVALS: their cold start then neither loads nor
+# compiles those parsers (Lambda compiles every module it imports, its code directory being
+# read-only). Each parser still treats an unset value the same way itself.
+def _access_rules(raw: str | None, registry: StateMachineRegistry):
+    if raw is None or not raw.strip():
+        return None
+    from chalicelib.auth.settings import parse_access_rules
+
+    return parse_access_rules(raw, registry)
+
+
+def _approvals(environ):
+    if not (environ.get("APPROVALS") or "").strip():
+        return None
+    from chalicelib.approvals.settings import parse_approvals
+
+    return parse_approvals(environ)
+
+
+def _webhooks(raw: str | None, registry: StateMachineRegistry, allow_local: bool) -> tuple:
+    if not raw:
+        return ()
+    from chalicelib.webhooks.settings import parse_webhooks
+
+    return parse_webhooks(raw, registry, allow_local)
+
+
 def config_from_environ(environ) -> GatewayConfig:
     """Build and validate the configuration from an environment mapping."""
     registry = parse_state_machines(environ.get("STATE_MACHINES"))
@@ -67,16 +91,16 @@ def config_from_environ(environ) -> GatewayConfig:
         # Task tokens are bearer capabilities for ANY workflow in the account: opt in.
         task_routes=_switch(environ, "TASK_ROUTES", "off"),
         metrics_namespace=_metrics_namespace(environ),
-        access_rules=parse_access_rules(environ.get("ACCESS_RULES"), registry),
+        access_rules=_access_rules(environ.get("ACCESS_RULES"), registry),
         # Only the local stage sets this: http:// and loopback/private receivers (the demo
         # receiver on 127.0.0.1). Every deployed stage keeps the SSRF guard.
         webhooks_allow_local=_switch(environ, "WEBHOOKS_ALLOW_LOCAL", "off"),
-        approvals=parse_approvals(environ),
+        approvals=_approvals(environ),
         api_timeout_seconds=api_timeout_seconds(environ),
     )
     # Subscriptions name state machines, so they are read once the allow-list exists.
     config = dataclasses.replace(
-        config, webhooks=parse_webhooks(environ.get("WEBHOOKS"), registry, config.webhooks_allow_local)
+        config, webhooks=_webhooks(environ.get("WEBHOOKS"), registry, config.webhooks_allow_local)
     )
     limit = config.api_timeout_seconds
     worst_case = (config.connect_timeout + config.read_timeout) * config.max_attempts

@@ -159,6 +159,8 @@ NO_QUERY: dict = {}
 
 def validate(values: dict, rules: dict, where: str) -> dict:
     """Apply the rules to the given fields; unknown and missing fields are errors."""
+    if not values and not any(rule.required for rule in rules.values()):
+        return {}  # most GETs: no query string, nothing required
     unknown = sorted(set(values) - set(rules))
     if unknown:
         raise ValidationError(f"Unknown {where} field(s) {unknown}; allowed: {sorted(rules)}.")
@@ -191,7 +193,7 @@ def parse_body(raw: bytes | None, rules: dict) -> dict:
     except RecursionError as err:
         raise ValidationError("The request body is nested too deeply.") from err
     except JsonValueError as err:
-        raise ValidationError(f"The request body contains {err}.") from err
+        raise ValidationError(f"The request body is not valid JSON: {err}; send a number, a string or null.") from err
     except ValueError as err:
         raise ValidationError(f"The request body is not valid JSON: {err}.") from err
     if not isinstance(document, dict):

@@ -9,6 +9,11 @@
 * On stages with APPROVALS=on, the approvals queue (+ dead-letter queue), the DynamoDB table
   (on demand, encrypted, TTL) and the grants of the API, consumer and closer functions on them
   name resources Chalice does not create: approvals_template() adds them (docs/approvals.md).
+* The gateway's own modules go into deployment.zip without their comments (the Lambda never
+  reads them; each file keeps its lines, so tracebacks keep their line numbers). Every module
+  is checked to parse to the same syntax tree as its source, or packaging fails. This keeps
+  the bundle the size it had before chalicelib/ was split into packages (many small files
+  compress worse than a few large ones).
 * API_TIMEOUT_SECONDS and USAGE_PLANS: integration timeouts, the function's timeout, usage
   plans and API keys are written into the generated template (tools/partners_wiring.py).
 * On stages with WEBHOOKS, failed webhook deliveries need a Lambda on-failure destination,
@@ -19,12 +24,16 @@
     python -m tools.package --stage prod --pkg-format terraform out/prod-tf
 """
 import argparse
+import ast
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import tokenize
+import zipfile
 from pathlib import Path
 
 from chalicelib.config import config_from_environ
@@ -270,6 +279,31 @@ def _merged(merge: dict | None, extra: dict | None) -> dict | None:
     return merge
 
 
+def without_comments(source: str) -> str:
+    """The Python source with its comments removed and every line kept (same line numbers, same code)."""
+    lines = source.splitlines(keepends=True)
+    comments = [token for token in tokenize.generate_tokens(io.StringIO(source).readline)
+                if token.type == tokenize.COMMENT]
+    for token in reversed(comments):
+        (row, start), (_, end) = token.start, token.end
+        line = lines[row - 1]
+        body = line.rstrip("\r\n")
+        lines[row - 1] = (body[:start] + body[end:]).rstrip() + line[len(body):]
+    stripped = "".join(lines)
+    if ast.dump(ast.parse(stripped)) != ast.dump(ast.parse(source)) or stripped.count("\n") != source.count("\n"):
+        raise ValueError("removing comments changed the code")  # never expected: comments are not code
+    return stripped
+
+
+def strip_bundle_comments(bundle: Path) -> None:
+    """Rewrite deployment.zip with the comments of the gateway's own modules (app.py, chalicelib/) removed."""
+    with zipfile.ZipFile(bundle) as original:
+        entries = [(info, original.read(info)) for info in original.infolist()]
+    with zipfile.ZipFile(bundle, "w", zipfile.ZIP_DEFLATED) as rewritten:
+        for info, data in entries:
+            if info.filename == "app.py" or (info.filename.startswith("chalicelib/") and info.filename.endswith(".py")):
+                data = without_comments(data.decode("utf-8")).encode("utf-8")
+            rewritten.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED)
 def _pinned_requirements() -> list:
     lines = (line.split("#")[0].strip() for line in REQUIREMENTS.read_text().splitlines())
     return [line for line in lines if line]
@@ -327,6 +361,7 @@ def package(stage: str, pkg_format: str, out: Path, env: dict | None = None) -> 
         result = subprocess.run(command + [str(out)], cwd=PROJECT_DIR, env=env, capture_output=True, text=True,
                                 timeout=300)
     if result.returncode == 0:
+        strip_bundle_comments(Path(out) / "deployment.zip")
         _wire_partners(Path(out), pkg_format, environment, f"{config.get('app_name', 'sfn-gateway')}-{stage}")
     extra = terraform_extra(environment) if pkg_format == "terraform" else None
     if result.returncode == 0 and extra is not None:

@@ -6,13 +6,20 @@ so this module stays light: the rest of chalicelib.approvals is imported only by
 """
 import re
 
-from chalicelib.approvals.settings import approvals_enabled as enabled
 from chalicelib.setting_rules import fail as _fail
-from chalicelib.webhooks.rule import EVENT_DETAIL_TYPE, EVENT_SOURCE
-from chalicelib.webhooks.settings import WEBHOOK_STATUSES as ENDED_STATUSES
+
 # SQS queue names: 1-80 letters, digits, - and _
 # (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_CreateQueue.html).
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+
+
+def enabled(environ) -> bool:
+    """APPROVALS=on (unset: off, and nothing of chalicelib.approvals is loaded at cold start)."""
+    if not (environ.get("APPROVALS") or "").strip():
+        return False
+    from chalicelib.approvals.settings import approvals_enabled
+
+    return approvals_enabled(environ)
 
 
 def queue_name(environ) -> str | None:
@@ -33,6 +40,8 @@ def closer_pattern(environ) -> dict | None:
     if not enabled(environ):
         return None
     from chalicelib.stepfunctions.settings import parse_state_machines
+    from chalicelib.webhooks.rule import EVENT_DETAIL_TYPE, EVENT_SOURCE
+    from chalicelib.webhooks.settings import WEBHOOK_STATUSES as ENDED_STATUSES
 
     machines = parse_state_machines(environ.get("STATE_MACHINES"))
     standard = sorted({machine.unqualified_arn for machine in machines if not machine.is_express})

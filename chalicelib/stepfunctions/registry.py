@@ -1,6 +1,7 @@
 """The allow-list, and the one owner of Step Functions' ARN formats."""
 import re
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 from chalicelib.errors import InvalidArn, StateMachineNotFound, StateMachineTypeNotSupported
 from chalicelib.validation import NAME_PATTERN
@@ -31,6 +32,14 @@ def unqualified_arn(state_machine_arn: str) -> str:
 def execution_arn(state_machine_arn: str, name: str) -> str:
     """The ARN of a STANDARD execution; executions of versions and aliases belong to the state machine."""
     return unqualified_arn(state_machine_arn).replace(":stateMachine:", ":execution:", 1) + ":" + name
+
+
+def unquote_arn(raw: str) -> str:
+    """An ARN from a request path, URL-decoded exactly as urllib.parse.unquote decodes it."""
+    # Clients escape an ARN's colons as %3A and nothing else: that case is a replace, not
+    # unquote's byte-by-byte decoding. Any other escape left over goes through unquote.
+    decoded = raw.replace("%3A", ":").replace("%3a", ":")
+    return decoded if "%" not in decoded else unquote(raw)
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,8 @@ class StateMachineRegistry:
         self._by_execution_owner = {}
         for machine in sorted(machines, key=lambda m: m.qualifier is not None):
             self._by_execution_owner.setdefault(machine.unqualified_arn, machine)
+        # Known once: stages where no machine is owner-only skip the access checks per request.
+        self.has_owner_only = any(machine.owner_only for machine in machines)
 
     def __iter__(self):
         return iter(self._by_name.values())
@@ -102,8 +113,8 @@ class StateMachineRegistry:
                 f"{execution_arn!r} is not an execution ARN; expected "
                 "arn:aws:states:<region>:<account>:execution:<stateMachine>:<name>."
             )
-        parts = match.groupdict()
-        owner = "arn:{partition}:states:{region}:{account}:stateMachine:{state_machine}".format(**parts)
+        partition, region, account, state_machine = match.group("partition", "region", "account", "state_machine")
+        owner = f"arn:{partition}:states:{region}:{account}:stateMachine:{state_machine}"
         machine = self._by_execution_owner.get(owner)
         if machine is None:
             raise StateMachineNotFound(

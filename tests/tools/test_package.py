@@ -1,13 +1,18 @@
 """`chalice package` (SAM and Terraform) for every stage, offline: lint, auth, policy, bundle size."""
+import ast
+import inspect
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+import tokenize
 import zipfile
 from pathlib import Path
 
+import chalice.app
 import pytest
 
 from app import app
@@ -254,6 +259,45 @@ def test_deployment_zip_is_small_and_bundles_no_sdk_or_dev_code(packages, stage)
     assert size <= MAX_BUNDLE_BYTES
 
 
+def test_without_comments_removes_comments_and_keeps_every_line_and_all_code():
+    source = (
+        '"""Docstring # not a comment."""\n'
+        "# a whole-line comment\n"
+        "x = '#not' + \"# nor this\"  # trailing comment\n"
+        "y = f\"{x}#{x!r}\"\t# tab before\n"
+        "    \n"
+        "z = (1,  # inside brackets\n"
+        "     2)\r\n"
+        "s = '''\n# inside a string\n'''\n"
+    )
+    assert packaging.without_comments(source) == (
+        '"""Docstring # not a comment."""\n'
+        "\n"
+        "x = '#not' + \"# nor this\"\n"
+        "y = f\"{x}#{x!r}\"\n"
+        "    \n"
+        "z = (1,\n"
+        "     2)\r\n"
+        "s = '''\n# inside a string\n'''\n"
+    )
+
+
+def test_bundled_modules_are_the_sources_less_their_comments(packages):
+    # The Lambda runs what is in the zip: the same code, line for line, as the repository's files.
+    with zipfile.ZipFile(packages["prod"]["cloudformation"] / "deployment.zip") as bundle:
+        ours = [name for name in bundle.namelist() if name == "app.py" or name.startswith("chalicelib/")]
+        assert sorted(ours) == sorted(str(path.relative_to(PROJECT_DIR)) for path in
+                                      [PROJECT_DIR / "app.py", *(PROJECT_DIR / "chalicelib").rglob("*.py")])
+        for name in ours:
+            shipped, source = bundle.read(name).decode(), (PROJECT_DIR / name).read_text()
+            assert ast.dump(ast.parse(shipped)) == ast.dump(ast.parse(source)), name
+            assert shipped.count("\n") == source.count("\n"), name
+            assert not [token for token in tokenize.generate_tokens(io.StringIO(shipped).readline)
+                        if token.type == tokenize.COMMENT], name
+        # Chalice's own runtime is shipped as Chalice wrote it.
+        assert bundle.read("chalice/app.py") == Path(inspect.getfile(chalice.app)).read_bytes()
+
+
 # --- identity modes (issue 10): one example stage per AUTH_MODE, packaged from a copy of the project ---
 
 IDENTITY_STAGES = json.loads((PROJECT_DIR / "docs" / "identity-stages.json").read_text())
@@ -272,6 +316,8 @@ def mode_packages(tmp_path_factory):
     config = json.loads((project / ".chalice" / "config.json").read_text())
     config["stages"].update(IDENTITY_STAGES)
     (project / ".chalice" / "config.json").write_text(json.dumps(config))
+    # As a user does after copying a stage: `make policy` writes the file each stage names.
+    assert policy.main(["--all"], chalice_dir=project / ".chalice") == 0
     built = {}
     for mode, stage in MODE_STAGES.items():
         built[mode] = {}
@@ -299,6 +345,20 @@ def _assert_every_private_method_uses(swagger: dict, scheme: str) -> None:
     methods = _methods(swagger)
     assert sorted(k for k, security in methods.items() if security != [{scheme: []}] and k not in PUBLIC_METHODS and k[1] != "OPTIONS") == []
     assert methods[("/health", "GET")] is None
+
+
+@pytest.mark.parametrize("mode", sorted(MODE_STAGES))
+def test_each_example_stages_api_role_grants_its_own_machines_and_log_group(mode_packages, mode):
+    # Given the role each example stage's API handler runs as
+    resources = _sam(mode_packages, mode)["Resources"]
+    role_name = resources["APIHandler"]["Properties"]["Role"]["Fn::GetAtt"][0]
+    [inline] = resources[role_name]["Properties"]["Policies"]
+    # Then it is that stage's own generated policy (not one copied from another stage)
+    stage = MODE_STAGES[mode]
+    config = {**CONFIG, "stages": {**CONFIG["stages"], **IDENTITY_STAGES}}
+    assert inline["PolicyDocument"] == policy.policy_for_stage(config, stage)
+    logs = next(s for s in inline["PolicyDocument"]["Statement"] if s["Sid"] == "Logs")
+    assert f"arn:aws:logs:*:*:log-group:/aws/lambda/sfn-gateway-{stage}" in logs["Resource"]
 
 
 @pytest.mark.parametrize("mode", sorted(MODE_STAGES))
