@@ -362,6 +362,7 @@ class JwtSettings:
     audiences: tuple
     jwks_url: str | None
     algorithms: tuple
+    accept_id_tokens: bool = False
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -407,4 +408,7 @@ def jwt_settings_from_environ(environ) -> JwtSettings:
             f"JWT_ALGORITHMS may only name asymmetric algorithms ({', '.join(SUPPORTED_ALGORITHMS)}); "
             f"refused: {refused or raw_algorithms!r}. 'none' and HS* are never accepted."
         )
-    return JwtSettings(issuer=issuer, audiences=audiences, jwks_url=jwks_url, algorithms=algorithms)
+    from chalicelib.identity import accept_id_tokens
+
+    return JwtSettings(issuer=issuer, audiences=audiences, jwks_url=jwks_url, algorithms=algorithms,
+                       accept_id_tokens=accept_id_tokens(environ))

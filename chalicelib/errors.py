@@ -121,6 +121,10 @@ class GatewayMisconfigured(GatewayError):
     """The stage's configuration is invalid."""
 
 
+class CallerRefused(GatewayError):
+    """The caller's identity (the authorizer's context) does not have the form it must: refused, never guessed."""
+
+
 class AccessDenied(GatewayError):
     """The stage's access rules do not let this caller do this operation on this state machine."""
 
@@ -159,6 +163,7 @@ _HTTP_STATUS = {
     InvalidToken: (400, None),
     InvalidOutput: (400, None),
     StateMachineTypeNotSupported: (400, None),
+    CallerRefused: (401, None),
     AccessDenied: (403, None),
     StateMachineNotFound: (404, None),
     ExecutionNotFound: (404, None),

@@ -1,7 +1,7 @@
 """What routes read from a request: validated query and body, the caller, the trace header."""
 import os
 
-from chalicelib.identity import caller_record
+from chalicelib.identity import current_caller
 from chalicelib.validation import (
     NO_QUERY,
     START_EXECUTION_BODY,
@@ -47,7 +47,7 @@ def caller_context(request) -> dict:
         "sourceIp": identity.get("sourceIp"),
         "requestId": context.get("requestId"),
         # The caller record {"type", "id", "groups", "scopes"}, whatever the stage's AUTH_MODE.
-        **(caller_record(context) or {"type": None, "id": None, "groups": [], "scopes": []}),
+        **(current_caller() or {"type": None, "id": None, "groups": [], "scopes": []}),
     }
 
 

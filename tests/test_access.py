@@ -273,7 +273,7 @@ def test_start_then_wait_needs_no_read_right(sfn):
 def as_caller(monkeypatch):
     """Make every request come from the given caller record (what API Gateway's context would say)."""
     def use(caller):
-        monkeypatch.setattr(identity, "caller_record", lambda context: caller)
+        monkeypatch.setattr(identity, "caller_record", lambda context, **_: caller)
     return use
 
 
