@@ -32,6 +32,8 @@ class GatewayConfig:
     access_rules: object = None  # chalicelib.access.AccessRules, or None: every caller may do everything
     webhooks: tuple = ()
     webhooks_allow_local: bool = False
+    # The SSM SecureString that keys owner tags, Idempotency-Key names and listing tokens.
+    stage_secret_parameter: str | None = None
 
 
 def _fail(message: str) -> GatewayMisconfigured:
@@ -143,6 +145,7 @@ def config_from_environ(environ) -> GatewayConfig:
     """Build and validate the configuration from an environment mapping."""
     registry = parse_state_machines(environ.get("STATE_MACHINES"))
     _check_owner_only(registry)
+    stage_secret_parameter = _stage_secret_parameter(environ, registry)
     config = GatewayConfig(
         registry=registry,
         region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
@@ -158,6 +161,7 @@ def config_from_environ(environ) -> GatewayConfig:
         # Only the local stage sets this: http:// and loopback/private receivers (the demo
         # receiver on 127.0.0.1). Every deployed stage keeps the SSRF guard.
         webhooks_allow_local=_switch(environ, "WEBHOOKS_ALLOW_LOCAL", "off"),
+        stage_secret_parameter=stage_secret_parameter,
     )
     # Subscriptions name state machines, so they are read once the allow-list exists.
     config = dataclasses.replace(
@@ -290,6 +294,20 @@ def _check_owner_only(registry: StateMachineRegistry) -> None:
                 f'STATE_MACHINES entries for {machine.unqualified_arn} (its versions and aliases included) '
                 "must all set the same ownerOnly."
             )
+
+
+def _stage_secret_parameter(environ, registry: StateMachineRegistry) -> str | None:
+    parameter = (environ.get("STAGE_SECRET_PARAMETER") or "").strip() or None
+    if parameter is not None and (len(parameter) > 2048 or not _PARAMETER_NAME.match(parameter)):
+        raise _fail(f"STAGE_SECRET_PARAMETER must be an SSM parameter name such as \"/sfn-gateway/prod/secret\", "
+                    f"got {parameter!r}.")
+    owner_only = sorted(machine.name for machine in registry if machine.owner_only)
+    if owner_only and parameter is None:
+        raise _fail(
+            f"STATE_MACHINES marks {owner_only} ownerOnly, which needs STAGE_SECRET_PARAMETER: the name of an SSM "
+            "SecureString (at least 32 random characters) that keys the owner tags. `make run` creates the local one."
+        )
+    return parameter
 
 
 _RULE_KEYS = ("callers", "groups", "scopes", "stateMachines", "operations")

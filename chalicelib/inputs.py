@@ -28,10 +28,18 @@ def body(request, rules: dict, query_rules: dict = NO_QUERY) -> dict:
 def start_arguments(request) -> dict:
     """The arguments of a start (asynchronous or synchronous) from its body and headers."""
     fields = parse_body(request.raw_body, START_EXECUTION_BODY)
+    key = request.headers.get("idempotency-key")
+    name = choose_execution_name(fields.get("name"), key)
+    if key is not None:
+        # The caller's own key: a keyed MAC over the caller and the key names the execution, so the
+        # same key from two callers never meets (and nobody can squat on another's next key).
+        from chalicelib import factory, ownership
+
+        name = ownership.idempotency_name(factory.get_stage_secret(), current_caller(), key)
     return {
         "state_machine": fields["stateMachine"],
         "execution_input": fields.get("input", {}),
-        "name": choose_execution_name(fields.get("name"), request.headers.get("idempotency-key")),
+        "name": name,
         "caller": caller_context(request),
         "trace_header": trace_header(request),
     }

@@ -70,8 +70,10 @@ class StateMachineRegistry:
         # Executions name the unqualified state machine even when started through a
         # version or alias; the unqualified entry wins, else the first qualified one.
         self._by_execution_owner = {}
+        self._entries_by_owner = {}
         for machine in sorted(machines, key=lambda m: m.qualifier is not None):
             self._by_execution_owner.setdefault(machine.unqualified_arn, machine)
+            self._entries_by_owner.setdefault(machine.unqualified_arn, []).append(machine)
 
     def __iter__(self):
         return iter(self._by_name.values())
@@ -85,6 +87,14 @@ class StateMachineRegistry:
                 f"known: {sorted(self._by_name)}."
             )
         return machine
+
+    def entries_of(self, machine: StateMachine) -> list:
+        """Every allow-listed entry of this machine's unqualified state machine (itself, versions, aliases)."""
+        return list(self._entries_by_owner[machine.unqualified_arn])
+
+    def entries_for_execution(self, execution_arn: str) -> list:
+        """Every allow-listed entry (the machine, its versions, its aliases) an execution ARN may belong to."""
+        return list(self._entries_by_owner[self.for_execution(execution_arn).unqualified_arn])
 
     def for_execution(self, execution_arn: str) -> StateMachine:
         """The allow-listed STANDARD state machine an execution ARN belongs to."""
