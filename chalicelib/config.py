@@ -34,6 +34,7 @@ class GatewayConfig:
     webhooks_allow_local: bool = False
     # The SSM SecureString that keys owner tags, Idempotency-Key names and listing tokens.
     stage_secret_parameter: str | None = None
+    stage_secret_kms_key_arn: str | None = None  # only for the IAM policy (tools/policy.py)
 
 
 def _fail(message: str) -> GatewayMisconfigured:
@@ -162,6 +163,7 @@ def config_from_environ(environ) -> GatewayConfig:
         # receiver on 127.0.0.1). Every deployed stage keeps the SSRF guard.
         webhooks_allow_local=_switch(environ, "WEBHOOKS_ALLOW_LOCAL", "off"),
         stage_secret_parameter=stage_secret_parameter,
+        stage_secret_kms_key_arn=_stage_secret_kms_key_arn(environ, stage_secret_parameter),
     )
     # Subscriptions name state machines, so they are read once the allow-list exists.
     config = dataclasses.replace(
@@ -308,6 +310,14 @@ def _stage_secret_parameter(environ, registry: StateMachineRegistry) -> str | No
             "SecureString (at least 32 random characters) that keys the owner tags. `make run` creates the local one."
         )
     return parameter
+
+
+def _stage_secret_kms_key_arn(environ, parameter: str | None) -> str | None:
+    key = (environ.get("STAGE_SECRET_KMS_KEY_ARN") or "").strip() or None
+    if key is not None and (parameter is None or not KMS_KEY_ARN.match(key)):
+        raise _fail("STAGE_SECRET_KMS_KEY_ARN must be the ARN of the KMS key encrypting STAGE_SECRET_PARAMETER "
+                    f"(set that too), got {key!r}.")
+    return key
 
 
 _RULE_KEYS = ("callers", "groups", "scopes", "stateMachines", "operations")

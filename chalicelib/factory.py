@@ -50,7 +50,7 @@ def get_gateway():
 
 @functools.cache
 def get_ssm_client():
-    """The cached SSM client that reads webhook secrets (AWS_ENDPOINT_URL_SSM points it elsewhere)."""
+    """The cached SSM client that reads the stage secret and webhook secrets (AWS_ENDPOINT_URL_SSM points it elsewhere)."""
     import boto3
     from botocore.config import Config
 

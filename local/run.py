@@ -122,6 +122,25 @@ def start_issuer(host: str):
     return issuer
 
 
+DEFAULT_STAGE_SECRET_PARAMETER = "/sfn-gateway/local/stage-secret"
+
+
+def create_stage_secret(engine_url: str, region: str) -> dict:
+    """Put a fresh stage secret (SecureString) on the engine's SSM; the stage variables that find it."""
+    import secrets
+
+    import boto3
+
+    parameter = (_config_on_disk()["stages"]["local"].get("environment_variables", {}).get("STAGE_SECRET_PARAMETER")
+                 or DEFAULT_STAGE_SECRET_PARAMETER)
+    ssm = boto3.client("ssm", endpoint_url=engine_url, region_name=region)
+    # New on every start: owner tags and Idempotency-Key names of a previous run no longer match, as
+    # after a secret rotation in AWS (docs/identity.md).
+    ssm.put_parameter(Name=parameter, Value=secrets.token_urlsafe(48), Type="SecureString", Overwrite=True)
+    # botocore reads AWS_ENDPOINT_URL_SSM itself: the app's SSM client then asks the engine.
+    return {"STAGE_SECRET_PARAMETER": parameter, "AWS_ENDPOINT_URL_SSM": engine_url}
+
+
 def start_stack(host: str, port: int, sfn_port: int, access_key: str, secret_key: str, region: str,
                 identities: dict | None = None, webhook_port: int | None = None):
     """Start the engine, create the demo workflows and build the app's server (not yet serving)."""
@@ -133,17 +152,19 @@ def start_stack(host: str, port: int, sfn_port: int, access_key: str, secret_key
     webhooks = None
     try:
         state_machines = engine.deploy_demo_state_machines(str(PROJECT_DIR / "statemachines"))
+        variables = create_stage_secret(engine.url, region)
         if webhook_port is not None:
             from local.events import DemoWebhooks
 
             webhooks = DemoWebhooks(engine.url, state_machines, webhook_port, os.environ.get("WEBHOOK_URL"), region)
+            variables.update(webhooks.variables)
             # As chalice local does: the stage's variables are in place before app.py is
             # imported, because the webhooks event rule is built from them.
-            os.environ.update(_stage_config(None, engine.url, state_machines, webhooks.variables).environment_variables)
+            os.environ.update(_stage_config(None, engine.url, state_machines, variables).environment_variables)
         from app import app
 
         server = make_server(
-            app, _stage_config(app, engine.url, state_machines, webhooks and webhooks.variables), host, port,
+            app, _stage_config(app, engine.url, state_machines, variables), host, port,
             access_key=access_key, secret_key=secret_key, region=region, identities=identities,
         )
         server.webhooks = webhooks

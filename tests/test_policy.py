@@ -204,7 +204,8 @@ def test_rendered_policy_is_stable_sorted_two_space_json():
 def test_check_mode_reports_committed_files_up_to_date(capsys):
     assert policy.main(["--all", "--check"]) == 0
     webhook_stages = [stage for stage in STAGES if policy.webhook_policy_for_stage(policy.load_config(), stage)]
-    assert capsys.readouterr().out.count("up to date") == len(STAGES) + len(webhook_stages)
+    # Each stage's file, each webhook stage's second file, and the JWT authorizer's one shared file
+    assert capsys.readouterr().out.count("up to date") == len(STAGES) + len(webhook_stages) + 1
 
 
 def test_check_mode_fails_on_a_stale_file_without_writing(tmp_path, capsys):
