@@ -26,6 +26,8 @@ TEST_STATE_MACHINES = {
 # The stage secret every in-process test stage uses (tests/test_stage_secret.py reads a real one from SSM).
 TEST_STAGE_SECRET = b"test-stage-secret-0123456789abcdef0123456789"
 TEST_STAGE_SECRET_PARAMETER = "/sfn-gateway/test/stage-secret"
+# The real reader (SSM, once per container), for the tests of it; every other test gets TEST_STAGE_SECRET.
+READ_STAGE_SECRET = factory.get_stage_secret
 
 
 def key_name(key: str, caller: dict | None = None) -> str:
@@ -59,10 +61,10 @@ def fresh_caches():
     get_config.cache_clear()
     factory.get_sfn_client.cache_clear()
     # Not monkeypatch: its undo runs after this teardown, and other fixtures patch factory with it too.
-    read_stage_secret = factory.get_stage_secret
+    READ_STAGE_SECRET.cache_clear()
     factory.get_stage_secret = lambda: TEST_STAGE_SECRET
     yield
-    factory.get_stage_secret = read_stage_secret
+    factory.get_stage_secret = READ_STAGE_SECRET
     get_config.cache_clear()
     factory.get_sfn_client.cache_clear()
 
