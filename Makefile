@@ -16,7 +16,9 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/python -m local.run
 
+# lint-imports checks the import contracts in .importlinter (layers, no cycles, dev-only code kept apart) first.
 test: $(STAMP)
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/python -m pytest
 
 clean:
@@ -31,7 +33,7 @@ policy: $(STAMP)
 # Offline deploy check: policies up to date, `chalice package` (SAM + Terraform) per stage, cfn-lint.
 package-check: $(STAMP)
 	$(VENV)/bin/python -m tools.policy --all --check
-	$(VENV)/bin/python -m pytest tests/test_policy.py tests/test_package.py tests/test_openapi.py
+	$(VENV)/bin/python -m pytest tests/tools/test_policy.py tests/tools/test_package.py tests/http/test_openapi.py
 
 # All benchmarks (bench/*.py, each in its own process) and one table of results; takes several minutes.
 .PHONY: bench
@@ -88,9 +90,9 @@ jwt-layer: $(STAMP)
 	$(VENV)/bin/python -m tools.jwt_layer
 
 # `make fuzz-access`: the generated access-model test at full size (ACCESS_FUZZ_EXAMPLES sequences of
-# stages, callers and requests through the app against moto, checked against tests/access_model.py).
+# stages, callers and requests through the app against moto, checked against tests/auth/access_model.py).
 # `make test` runs 500 of them; this runs 20,000 and prints the figure.
 .PHONY: fuzz-access
 ACCESS_FUZZ_EXAMPLES ?= 20000
 fuzz-access: $(STAMP)
-	ACCESS_FUZZ_EXAMPLES=$(ACCESS_FUZZ_EXAMPLES) $(VENV)/bin/python -m pytest tests/test_access_fuzz.py tests/test_token_claims.py -q -p no:logging
+	ACCESS_FUZZ_EXAMPLES=$(ACCESS_FUZZ_EXAMPLES) $(VENV)/bin/python -m pytest tests/auth/test_access_fuzz.py tests/auth/test_token_claims.py -q -p no:logging

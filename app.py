@@ -3,9 +3,11 @@ import os
 
 from chalice import Chalice
 
-from chalicelib import factory, identity, inputs, responses, webhook_rule
-from chalicelib.cors import STAGE_CORS
-from chalicelib.middleware import handle_request
+from chalicelib import factory
+from chalicelib.auth import identity
+from chalicelib.http import inputs, responses
+from chalicelib.http.cors import STAGE_CORS
+from chalicelib.http.middleware import handle_request
 from chalicelib.validation import (
     HISTORY_QUERY,
     LIST_EXECUTIONS_QUERY,
@@ -17,6 +19,7 @@ from chalicelib.validation import (
     WAIT_QUERY,
     client_token,
 )
+from chalicelib.webhooks import rule as webhook_rule
 
 app = Chalice(app_name="sfn-gateway")
 app.debug = False
@@ -128,6 +131,6 @@ if _WEBHOOK_PATTERN:
 
     @app.on_cw_event(_WEBHOOK_PATTERN, name="webhooks")
     def deliver_webhooks(event):
-        from chalicelib import webhooks  # here, not at the top: the API function's cold start skips http.client
+        from chalicelib.webhooks import delivery as webhooks  # here, not at the top: the API function's cold start skips http.client
 
         webhooks.deliver_status_change(event.to_dict(), event.context)

@@ -1,8 +1,9 @@
 """The one place that creates AWS clients (lazily, once per read timeout) and the gateway over them."""
 import functools
 
-from chalicelib import budget
+from chalicelib.auth.identity import current_caller
 from chalicelib.config import get_config
+from chalicelib.stepfunctions import budget
 
 # 32 random characters from a password generator or `openssl rand -base64 32` hold >= 128 bits.
 MIN_STAGE_SECRET_CHARACTERS = 32
@@ -23,7 +24,7 @@ def get_sfn_client(read_timeout: float | None = None):
         config=Config(
             connect_timeout=config.connect_timeout,
             read_timeout=read_timeout or config.read_timeout,
-            # The gateway retries itself (chalicelib/retry.py), so that no attempt or
+            # The gateway retries itself (chalicelib/stepfunctions/retry.py), so that no attempt or
             # back-off outlasts the request's time budget.
             retries={"mode": "standard", "total_max_attempts": 1},
             # boto3 sends StartSyncExecution to "sync-<host>", which a custom
@@ -35,17 +36,17 @@ def get_sfn_client(read_timeout: float | None = None):
 
 def get_gateway():
     """The Step Functions gateway for this request, over the cached clients and within its budget."""
-    from chalicelib.service import StepFunctionsGateway
+    from chalicelib.stepfunctions.service import StepFunctionsGateway
 
     config = get_config()
     gateway = StepFunctionsGateway(get_sfn_client, config, budget.current())
     if config.access_rules is None and not any(machine.owner_only for machine in config.registry):
         # Stages without access rules never import (or pay for) the access checks.
         return gateway
-    from chalicelib.access import guard
+    from chalicelib.auth.access import guard
 
     request_budget = budget.current()
-    return guard(gateway, config, request_budget.remaining if request_budget else None)
+    return guard(gateway, config, current_caller(), get_stage_secret, request_budget.remaining if request_budget else None)
 
 
 @functools.cache

@@ -32,7 +32,7 @@ READ_STAGE_SECRET = factory.get_stage_secret
 
 def key_name(key: str, caller: dict | None = None) -> str:
     """The execution name the gateway derives from an Idempotency-Key for this caller (test stage secret)."""
-    from chalicelib.ownership import idempotency_name
+    from chalicelib.auth.ownership import idempotency_name
 
     return idempotency_name(TEST_STAGE_SECRET, caller, key)
 
@@ -122,7 +122,7 @@ def client(make_client):
 @pytest.fixture
 def import_app(monkeypatch):
     """Import app.py anew under import-time stage variables (as chalice package/deploy/local do)."""
-    from chalicelib import cors
+    from chalicelib.http import cors
 
     def build(**environment):
         for key, value in environment.items():

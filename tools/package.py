@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 from chalicelib.config import config_from_environ
-from chalicelib.cors import cors_config
+from chalicelib.http.cors import cors_config
 from tools.policy import PROJECT_DIR, load_config, owner_only_conflicts, stage_environment
 
 FORMATS = ("cloudformation", "terraform")
@@ -107,7 +107,8 @@ def package(stage: str, pkg_format: str, out: Path, env: dict | None = None) -> 
     env.setdefault("AWS_DEFAULT_REGION", env.get("AWS_REGION") or "us-east-1")
     # Chalice zips chalicelib/ as it is on disk, __pycache__ included: bytecode left by a test
     # run doubles deployment.zip (and may be stale). Neither keep it nor let chalice write it.
-    shutil.rmtree(PROJECT_DIR / "chalicelib" / "__pycache__", ignore_errors=True)
+    for bytecode in (PROJECT_DIR / "chalicelib").rglob("__pycache__"):
+        shutil.rmtree(bytecode, ignore_errors=True)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     command = [_chalice(), "package", "--pkg-format", pkg_format, "--stage", stage]
     with tempfile.TemporaryDirectory() as scratch:
