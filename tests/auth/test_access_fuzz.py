@@ -9,6 +9,7 @@ the model's, and no answer may carry the input of an execution the caller may no
 ACCESS_FUZZ_EXAMPLES sets the number of sequences (default 500; `make fuzz-access` runs 20,000).
 """
 import json
+import logging
 import os
 import time
 from urllib.parse import quote
@@ -465,6 +466,9 @@ def test_generated_stages_callers_and_requests_match_the_reference_model(monkeyp
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     for key in ("STATE_MACHINES", "ACCESS_RULES", "TASK_ROUTES", "STAGE_SECRET_PARAMETER", "METRICS"):
         monkeypatch.delenv(key, raising=False)
+    # One JSON access line per request is the app's; thousands of them captured would only slow the run.
+    monkeypatch.setattr(logging.getLogger("sfn_gateway.access"), "level", logging.WARNING)
+    monkeypatch.setattr(logging.getLogger("sfn_gateway"), "level", logging.CRITICAL)
     FIGURES.update(sequences=0, requests=0)
     _CREATED.clear()
     started = time.perf_counter()
