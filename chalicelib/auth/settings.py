@@ -23,6 +23,11 @@ def _parse_access_rule(index: int, rule: object, registry):
     callers, groups, scopes = (_rule_strings(index, rule, key) for key in ("callers", "groups", "scopes"))
     if not (callers or groups or scopes):
         raise _fail(f"ACCESS_RULES[{index}] matches nobody: give at least one of callers, groups or scopes.")
+    federated = [c for c in callers if c.endswith(WILDCARD) and c != WILDCARD and ":federated-user/" in c]
+    if federated:
+        # Whoever calls GetFederationToken picks the name: a prefix would let them pick their way in.
+        raise _fail(f"ACCESS_RULES[{index}].callers matches federated users by a prefix ({federated}); name each "
+                    "federated user by its full ARN, arn:aws:sts::<account>:federated-user/<name>.")
     operations = _rule_strings(index, rule, "operations")
     bad_operations = sorted(set(operations) - set(OPERATIONS) - {WILDCARD})
     if not operations or bad_operations:

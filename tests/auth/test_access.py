@@ -78,6 +78,9 @@ def test_no_access_rules_means_every_caller_may_do_everything():
     ([{"callers": "ada", "stateMachines": ["orders"], "operations": ["read"]}], r"ACCESS_RULES\[0\].callers must be a list"),
     ([{"callers": ["ada"], "stateMachines": ["orders"], "operations": ["read"], "effect": "deny"}], r"unknown keys \['effect'\]"),
     (["ada"], r"ACCESS_RULES\[0\] must be an object"),
+    # Issue 17, item 10: GetFederationToken's caller picks the name, so never a prefix
+    ([{"callers": ["arn:aws:sts::123456789012:federated-user/ops-*"], "stateMachines": ["orders"], "operations": ["read"]}],
+     "federated users by a prefix"),
 ])
 def test_misconfigured_rules_name_the_mistake(rules, named):
     with pytest.raises(GatewayMisconfigured, match=named):
