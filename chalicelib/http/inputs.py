@@ -30,7 +30,7 @@ def start_arguments(request) -> dict:
     fields = parse_body(request.raw_body, START_EXECUTION_BODY)
     key = request.headers.get("idempotency-key")
     name = choose_execution_name(fields.get("name"), key)
-    if key is not None:
+    if key is not None and fields.get("name") is None:
         # The caller's own key: a keyed MAC over the caller and the key names the execution, so the
         # same key from two callers never meets (and nobody can squat on another's next key).
         from chalicelib import factory
