@@ -115,9 +115,9 @@ def _iam_caller_id(user_arn: str) -> str:
 EXP_SKEW_SECONDS = 60
 # Cognito group names are 1-128 of letters, marks, symbols, numbers and punctuation: never
 # whitespace (Cognito API reference, CreateGroup: GroupName pattern [\p{L}\p{M}\p{S}\p{N}\p{P}]+).
-_COGNITO_GROUP = re.compile(r"^[^\s\[\]]{1,128}$")
+_COGNITO_GROUP = re.compile(r"[^\s\[\]]{1,128}")
 # RFC 6749, section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), joined by single spaces.
-_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 
 
 def _refuse(reason: str) -> CallerRefused:
@@ -134,7 +134,8 @@ def _cognito_groups(value) -> list:
     if not isinstance(value, str):
         raise _refuse("cognito:groups is not the comma-joined string API Gateway passes")
     groups = value.split(",")
-    if not all(_COGNITO_GROUP.match(group) for group in groups):
+    # fullmatch: a pattern's $ would let a trailing newline through.
+    if not all(_COGNITO_GROUP.fullmatch(group) for group in groups):
         raise _refuse("cognito:groups is not a comma-joined list of group names")
     return groups
 
@@ -146,7 +147,7 @@ def _scope_claim(value) -> list:
     if not isinstance(value, str):
         raise _refuse("scope is not a space-separated string")
     scopes = value.split(" ")
-    if not all(_SCOPE_TOKEN.match(scope) for scope in scopes):
+    if not all(_SCOPE_TOKEN.fullmatch(scope) for scope in scopes):
         raise _refuse("scope is not a list of RFC 6749 scope tokens separated by single spaces")
     return scopes
 

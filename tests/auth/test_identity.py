@@ -119,14 +119,15 @@ def test_cognito_claims_give_sub_groups_and_scopes(groups, expected):
 
 
 # API Gateway joins a Cognito token's cognito:groups with commas; any other shape is refused, never guessed.
-@pytest.mark.parametrize("groups", ["[approvers admins]", '["approvers", "admins"]', ["approvers"], "approvers,", "a b", ""])
+@pytest.mark.parametrize("groups", ["[approvers admins]", '["approvers", "admins"]', ["approvers"], "approvers,", "a b", "",
+                                    "approvers\n"])
 def test_cognito_groups_in_any_other_form_are_refused(groups):
     claims = {"sub": "5f3e-uuid", "cognito:groups": groups, "scope": "orders/start"}
     with pytest.raises(CallerRefused, match="cognito:groups"):
         identity.caller_record({"authorizer": {"claims": claims}})
 
 
-@pytest.mark.parametrize("scope", ["a  b", " a", "a,b c", '["orders/start"]', ["orders/start"], ""])
+@pytest.mark.parametrize("scope", ["a  b", " a", "a,b c", '["orders/start"]', ["orders/start"], "", "orders/start\n"])
 def test_cognito_scope_in_any_other_form_than_rfc_6749_is_refused(scope):
     claims = {"sub": "5f3e-uuid", "scope": scope}
     if isinstance(scope, str) and "," in scope:
