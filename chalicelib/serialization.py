@@ -27,10 +27,17 @@ def _reject_constant(name):
     raise JsonValueError(f"{name} is not valid JSON")
 
 
+# Built once: json.loads and json.dumps build a new decoder or encoder on every call given options.
+_EXACT_DECODER = json.JSONDecoder(parse_float=JsonNumber, parse_constant=_reject_constant)
+
+
 def loads(text: str, object_pairs_hook=None):
     """Parse JSON keeping every number exact: decimals as JsonNumber, integers as int."""
     # json.loads would turn 12345678901234567.89 into 1.2345678901234568e+16 and
     # 1e400 into inf; JsonNumber keeps the text the sender wrote.
+    if object_pairs_hook is None and isinstance(text, str) and not text.startswith("\ufeff"):
+        return _EXACT_DECODER.decode(text)
+    # Bytes (their encoding detected) and a leading BOM (refused) as json.loads treats them.
     return json.loads(text, parse_float=JsonNumber, parse_constant=_reject_constant, object_pairs_hook=object_pairs_hook)
 
 
@@ -42,12 +49,18 @@ def _refuse(value):
     raise _NeedsExactWriter
 
 
+_COMPACT_ENCODERS = {
+    sort_keys: json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys, allow_nan=False,
+                                default=_refuse)
+    for sort_keys in (False, True)
+}
+
+
 def dumps(value, sort_keys: bool = False) -> str:
     """Compact JSON text for a value from loads() or a boto3 response; never NaN or Infinity."""
     # The C encoder writes most documents (no decimals in them) several times faster.
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys,
-                          allow_nan=False, default=_refuse)
+        return _COMPACT_ENCODERS[bool(sort_keys)].encode(value)
     except (_NeedsExactWriter, ValueError):
         parts: list = []
         _write(value, sort_keys, parts)
@@ -108,7 +121,16 @@ def _parse_json_text(text):
 def to_json_ready(value, key: str | None = None):
     """Copy a boto3 response value, making it serialisable with dumps()."""
     if isinstance(value, dict):
-        return {k: to_json_ready(v, k) for k, v in value.items() if k != "ResponseMetadata"}
+        ready = {}
+        for k, v in value.items():
+            # Strings and numbers, most of a response, are kept as they are without a call per key.
+            if k == "ResponseMetadata":
+                continue
+            if (type(v) is str and k not in _JSON_TEXT_FIELDS) or type(v) in (int, bool) or v is None:
+                ready[k] = v
+            else:
+                ready[k] = to_json_ready(v, k)
+        return ready
     if isinstance(value, list):
         return [to_json_ready(item) for item in value]
     if isinstance(value, datetime.datetime):

@@ -14,6 +14,7 @@ SSM_PARAMETER_MAX_LENGTH = 2048
 
 
 def fail(message: str) -> GatewayMisconfigured:
+    """The error for a configuration mistake, its message naming the setting and the fix."""
     return GatewayMisconfigured(f"Invalid gateway configuration: {message}")
 
 
@@ -38,6 +39,7 @@ def json_list(key: str, raw: str, items: str) -> list:
 
 
 def number(environ, key: str, default: float, cast=float):
+    """A positive number setting, or its default when unset."""
     raw = environ.get(key)
     if raw in (None, ""):
         return default
@@ -51,6 +53,7 @@ def number(environ, key: str, default: float, cast=float):
 
 
 def switch(environ, key: str, default: str) -> bool:
+    """An on/off setting as a bool."""
     raw = (environ.get(key) or default).lower()
     if raw not in ("on", "off"):
         raise fail(f"{key} must be on or off, got {raw!r}.")

@@ -30,10 +30,16 @@ from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 from chalicelib.webhooks.rule import EVENT_DETAIL_TYPE, EVENT_SOURCE
 from local.engine import ACCOUNT_ID, REGION
+from local.state import create_private_state_once, shown, state_path
 
 LOG = logging.getLogger("sfn_gateway.local.events")
 FAILURE_QUEUE_NAME = "sfn-gateway-webhook-failures"
 SECRET_PARAMETER = "/sfn-gateway/local/webhooks/demo"
+DEMO_ID = "demo"
+# The demo secret outlives restarts, so a receiver set up once keeps verifying.
+SECRET_FILE = "webhook-secret"
+SECRET_VARIABLE = "LOCAL_WEBHOOK_SECRET"
+CREATED, PRESENT = "created", "present"
 # EventBridge's event limit is 256 KB; Step Functions leaves input/output out above about this.
 EVENT_PAYLOAD_LIMIT = 248 * 1024
 LOCAL_ASYNC_RETRIES = 0
@@ -150,6 +156,14 @@ class LocalWebhooks:
         """Store a subscription's secret as a SecureString parameter on the engine's SSM."""
         self._ssm.put_parameter(Name=parameter, Value=value, Type="SecureString", Overwrite=True)
 
+    def ensure_secret(self, parameter: str, value: str) -> str:
+        """Create the parameter with this secret if the engine lacks it; CREATED, or PRESENT (left as it is)."""
+        try:
+            self._ssm.put_parameter(Name=parameter, Value=value, Type="SecureString", Overwrite=False)
+        except self._ssm.exceptions.ParameterAlreadyExists:
+            return PRESENT
+        return CREATED
+
     def attach(self, handler) -> "LocalWebhooks":
         """Run handler(event, context) (the app's on_cw_event function) for each status change."""
         self._handler = handler
@@ -173,23 +187,30 @@ class LocalWebhooks:
     def _submit(self, event: dict) -> None:
         with self._idle:
             self._pending += 1
-        self._pool.submit(self._invoke, event)
+        try:
+            future = self._pool.submit(self._invoke, event)
+        except RuntimeError:
+            # Detached while this event was on its way: dropped, as in a stack that is stopping.
+            self._finished(None)
+            return
+        # Also called for an invocation cancelled before it ran (detach), so wait_idle never waits for it.
+        future.add_done_callback(self._finished)
+
+    def _finished(self, _future) -> None:
+        with self._idle:
+            self._pending -= 1
+            self._idle.notify_all()
 
     def _invoke(self, event: dict) -> None:
-        try:
-            for attempt in range(1, self.async_retries + 2):
-                context = LambdaContext("sfn-gateway-local-webhooks", 256, int(self.function_timeout * 1000))
-                try:
-                    self._handler(event, context)
-                    return
-                except Exception as err:  # noqa: BLE001 - Lambda treats any exception as a failed invocation
-                    LOG.warning("webhooks handler failed (attempt %d): %s", attempt, err)
-                    error = err
-            self._send_to_failure_queue(event, context, error, attempt)
-        finally:
-            with self._idle:
-                self._pending -= 1
-                self._idle.notify_all()
+        for attempt in range(1, self.async_retries + 2):
+            context = LambdaContext("sfn-gateway-local-webhooks", 256, int(self.function_timeout * 1000))
+            try:
+                self._handler(event, context)
+                return
+            except Exception as err:  # noqa: BLE001 - Lambda treats any exception as a failed invocation
+                LOG.warning("webhooks handler failed (attempt %d): %s", attempt, err)
+                error = err
+        self._send_to_failure_queue(event, context, error, attempt)
 
     def _send_to_failure_queue(self, event: dict, context, error: Exception, attempts: int) -> None:
         # The record Lambda sends to an on-failure destination of an asynchronous invocation.
@@ -218,47 +239,112 @@ class LocalWebhooks:
         return [json.loads(message["Body"]) for message in messages]
 
 
+class LocalWebhookSecretError(ValueError):
+    """LOCAL_WEBHOOK_SECRET is not a usable Standard Webhooks secret."""
+
+
+def local_webhook_secret() -> tuple[str, str]:
+    """The secret for subscriptions whose parameter is missing, and where it comes from (kept across runs)."""
+    from chalicelib.errors import GatewayMisconfigured
+    from chalicelib.webhooks.delivery import parse_secrets
+
+    given = os.environ.get(SECRET_VARIABLE)
+    if given is not None:
+        try:
+            keys = parse_secrets(given, SECRET_VARIABLE)
+        except GatewayMisconfigured:
+            keys = ()
+        if len(keys) != 1:
+            # Never echo the value: it is a secret.
+            raise LocalWebhookSecretError(
+                f"{SECRET_VARIABLE} must be one whsec_<base64 of 16+ random bytes> secret; unset it to use "
+                f"{shown(state_path(SECRET_FILE))} (created on the first run)."
+            )
+        return given.strip(), SECRET_VARIABLE
+    secret, _ = create_private_state_once(SECRET_FILE, lambda: new_secret() + "\n")
+    return secret.strip(), shown(state_path(SECRET_FILE))
+
+
 class DemoWebhooks:
-    """What `make run` adds for webhooks: the secret in SSM, the demo receiver, the stage's subscriptions."""
+    """What `make run` adds for webhooks: the demo receiver beside the stage's own subscriptions, their secrets in SSM."""
 
     def __init__(self, engine_url: str, state_machines: dict, receiver_port: int, own_url: str | None = None,
-                 region: str = REGION):
+                 region: str = REGION, configured: list | None = None):
         from local.receiver import Receiver
 
         timeout = float(os.environ.get("LOCAL_WEBHOOK_TIMEOUT") or 29)
+        self.secret, self.secret_source = local_webhook_secret()
         self.events = LocalWebhooks(engine_url, function_timeout=timeout, region=region)
-        self.secret = new_secret()
-        self.events.put_secret(self.secret)
         self.receiver = Receiver(self.secret, port=receiver_port, echo=lambda line: print(line, flush=True)).start()
         standard = sorted(name for name, machine in state_machines.items() if machine["type"] == "STANDARD")
-        subscriptions = [{"id": "demo", "url": self.receiver.url, "stateMachines": standard,
-                          "secretParameter": SECRET_PARAMETER}]
+        # The stage's subscriptions as written. An entry with the demo's id only names the demo
+        # receiver's settings: it delivers every STANDARD workflow (also ones dropped into
+        # statemachines/) to the receiver, wherever this run put it.
+        subscriptions = [entry for entry in configured or [] if not _is_demo(entry)]
+        demo = next((entry for entry in configured or [] if _is_demo(entry)), {})
+        self.secret_parameter = demo.get("secretParameter", SECRET_PARAMETER)
+        subscriptions.insert(0, {**demo, "id": DEMO_ID, "url": self.receiver.url, "stateMachines": standard,
+                                 "secretParameter": self.secret_parameter})
         if own_url:
             subscriptions.append({"id": "yours", "url": own_url, "stateMachines": standard,
-                                  "secretParameter": SECRET_PARAMETER})
+                                  "secretParameter": self.secret_parameter})
+        self.subscriptions = subscriptions
+        self.secrets = {}
         self.machines = standard
         self.own_url = own_url
         # The local stage's variables for webhooks; botocore reads AWS_ENDPOINT_URL_SSM itself.
         self.variables = {"WEBHOOKS": json.dumps(subscriptions), "WEBHOOKS_ALLOW_LOCAL": "on",
                           "AWS_ENDPOINT_URL_SSM": engine_url}
 
+    def create_missing_secrets(self) -> None:
+        """Give each subscription's secret parameter the secret above, unless the engine has it already."""
+        # Called once the stage's subscriptions passed the gateway's own check of WEBHOOKS.
+        for parameter in dict.fromkeys(entry["secretParameter"] for entry in self.subscriptions):
+            self.secrets[parameter] = self.events.ensure_secret(parameter, self.secret)
+
     def attach(self, app_module) -> None:
         """Run the app's webhooks handler on the engine's status changes."""
-        self.events.attach(app_module.deliver_webhooks)
+        from chalicelib.webhooks.delivery import clear_secret_cache
+
+        def deliver_with_current_secrets(event, context):
+            # In AWS a secret put in SSM counts once the function's cache (SECRET_CACHE_SECONDS)
+            # runs out; locally it counts from the next delivery, so a changed secret is seen at once.
+            clear_secret_cache()
+            return app_module.deliver_webhooks(event, context)
+
+        self.events.attach(deliver_with_current_secrets)
 
     def banner(self) -> str:
         """How to see webhooks arrive, and how to subscribe another URL."""
         own = f"\n  Also delivered to WEBHOOK_URL={self.own_url}." if self.own_url else ""
+        others = [entry for entry in self.subscriptions if entry["id"] not in (DEMO_ID, "yours")]
+        stage = "".join(
+            f"\n  {entry['id']}: {entry['url']} ({', '.join(entry['stateMachines'])}), secret {entry['secretParameter']}: "
+            f"{self._secret_text(entry['secretParameter'])}"
+            for entry in others
+        )
+        stage = f"\nThe local stage's own subscriptions (.chalice/config.json), served as written:{stage}" if others else ""
         return f"""
 Webhooks: every end of {', '.join(self.machines)} is POSTed, signed (Standard Webhooks), to the demo
 receiver at {self.receiver.url}, which verifies the signature and prints it here.{own}
-  Secret: {self.secret}   (SSM SecureString {SECRET_PARAMETER} on the engine)
+  Secret: {self.secret}   (kept in {self.secret_source}; SSM SecureString {self.secret_parameter} on the engine)
   Your own receiver: WEBHOOK_URL=http://127.0.0.1:9000/hook make run   (same secret; verify with the
   standardwebhooks library: Webhook(secret).verify(body, headers); docs/webhooks.md)
-  Failed deliveries: SQS queue {FAILURE_QUEUE_NAME} on the engine.
+  Failed deliveries: SQS queue {FAILURE_QUEUE_NAME} on the engine.{stage}
 """
 
-    def stop(self) -> None:
-        """Stop the receiver and the event listener."""
+    def _secret_text(self, parameter: str) -> str:
+        if self.secrets.get(parameter) == CREATED:
+            return f"created with the secret above ({self.secret_source})"
+        return "already on the engine, used as it is"
+
+    def stop(self, grace: float = 0.0) -> None:
+        """Stop listening, give deliveries already running up to grace seconds, then stop the receiver."""
         self.events.detach()
+        # While the receiver still answers, so that they end rather than retry against a closed port.
+        self.events.wait_idle(grace)
         self.receiver.stop()
+
+
+def _is_demo(entry) -> bool:
+    return isinstance(entry, dict) and entry.get("id") == DEMO_ID

@@ -6,9 +6,11 @@ import os
 import shlex
 import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+from local.state import PROJECT_DIR, shown
 # The key pair the local stack accepts when the shell sets none; it is no secret.
 LOCAL_DEFAULT_KEY = "testing"
 # More local IAM principals besides the default key, so access rules by IAM caller can be tried:
@@ -18,6 +20,10 @@ LOCAL_IAM_IDENTITIES = {
     "approver": ["approver-secret", "arn:aws:sts::123456789012:assumed-role/approvers/ada"],
     "viewer": ["viewer-secret", "arn:aws:iam::123456789012:user/viewer"],
 }
+# After Ctrl-C or SIGTERM the stack is gone within this many seconds, however busy it is: webhook
+# deliveries still running get what is left of it, then are abandoned. Teardowns of tests and
+# benchmarks wait 10 s.
+STOP_GRACE_SECONDS = 5.0
 # The shell settings that would otherwise pick a region for the local stack.
 _REGION_SETTINGS = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE")
 
@@ -60,6 +66,32 @@ def stack_region(on_disk: dict) -> str:
             f".chalice/config.json, stage local: STATE_MACHINES names ARNs in {len(regions)} regions "
             f"({', '.join(regions)}); the local stack runs in one region: use one in every ARN.")
     return regions[0]
+
+
+def stage_webhooks(on_disk: dict) -> list:
+    """The local stage's own WEBHOOKS entries, as written (make run adds the demo receiver's beside them)."""
+    raw = on_disk["stages"]["local"].get("environment_variables", {}).get("WEBHOOKS")
+    if not raw:
+        return []
+    try:
+        entries = json.loads(raw)
+    except ValueError as err:
+        raise LocalStackError(f".chalice/config.json, stage local: WEBHOOKS is not valid JSON ({err}).") from err
+    if not isinstance(entries, list):
+        raise LocalStackError(".chalice/config.json, stage local: WEBHOOKS must be a JSON list of subscriptions.")
+    return entries
+
+
+def _check_stage(variables: dict) -> None:
+    # The app reads its settings at the first request; a mistake in the stage should stop
+    # `make run` at once, naming where it is.
+    from chalicelib.config import config_from_environ
+    from chalicelib.errors import GatewayMisconfigured
+
+    try:
+        config_from_environ(variables)
+    except GatewayMisconfigured as err:
+        raise LocalStackError(f".chalice/config.json, stage local: {err}") from err
 
 
 def _stage_config(app, engine_url: str, state_machines: dict, overrides: dict | None = None):
@@ -118,6 +150,7 @@ def start_issuer(host: str):
     from local.issuer import DevIssuer
 
     issuer = DevIssuer(host=host).start()
+    issuer.publish()
     os.environ.update(JWT_ISSUER=issuer.issuer, JWT_AUDIENCE=issuer.audience)
     return issuer
 
@@ -141,6 +174,46 @@ def create_stage_secret(engine_url: str, region: str) -> dict:
     return {"STAGE_SECRET_PARAMETER": parameter, "AWS_ENDPOINT_URL_SSM": engine_url}
 
 
+def _stop_issuer(issuer) -> None:
+    if issuer is not None:
+        issuer.unpublish()
+        issuer.stop()
+
+
+# What chalice local does on a Cognito route (chalice/local.py, LocalGatewayAuthorizer), so the user
+# knows what is not being tried.
+COGNITO_LOCALLY = (
+    "Locally no user pool is contacted: chalice local decodes a bearer token's claims without checking its "
+    "signature, issuer, audience or expiry, and lets requests without one through (docs/identity.md)."
+)
+
+
+def check_auth_settings(environ) -> None:
+    """Refuse, before anything starts, an AUTH_MODE whose own settings are missing."""
+    from chalicelib.errors import GatewayMisconfigured
+    from chalicelib.auth.identity import auth_mode, cognito_user_pool_arns
+
+    try:
+        if auth_mode(environ) == "cognito":
+            cognito_user_pool_arns(environ)
+    except GatewayMisconfigured as err:
+        example = ""
+        if (environ.get("AUTH_MODE") or "").strip().lower() == "cognito":
+            example = (" Any pool ARN will do locally, e.g. AUTH_MODE=cognito COGNITO_USER_POOL_ARNS="
+                       "'[\"arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_AbCdEf123\"]' make run. "
+                       + COGNITO_LOCALLY)
+        raise LocalStackError(str(err).removeprefix("Invalid gateway configuration: ") + example) from err
+
+
+def _deploy_state_machines(engine) -> dict:
+    from local.engine import InvalidStateMachineFile
+
+    try:
+        return engine.deploy_demo_state_machines(str(PROJECT_DIR / "statemachines"))
+    except InvalidStateMachineFile as err:
+        raise LocalStackError(f"{shown(err.path)}: {err.detail}") from err
+
+
 def start_stack(host: str, port: int, sfn_port: int, access_key: str, secret_key: str, region: str,
                 identities: dict | None = None, webhook_port: int | None = None):
     """Start the engine, create the demo workflows and build the app's server (not yet serving)."""
@@ -151,16 +224,23 @@ def start_stack(host: str, port: int, sfn_port: int, access_key: str, secret_key
     engine = LocalEngine(host=host, port=sfn_port, region=region).start()
     webhooks = None
     try:
-        state_machines = engine.deploy_demo_state_machines(str(PROJECT_DIR / "statemachines"))
-        variables = create_stage_secret(engine.url, region)
+        state_machines = _deploy_state_machines(engine)
+        secret_variables = create_stage_secret(engine.url, region)
         if webhook_port is not None:
-            from local.events import DemoWebhooks
+            from local.events import DemoWebhooks, LocalWebhookSecretError
 
-            webhooks = DemoWebhooks(engine.url, state_machines, webhook_port, os.environ.get("WEBHOOK_URL"), region)
-            variables.update(webhooks.variables)
+            try:
+                webhooks = DemoWebhooks(engine.url, state_machines, webhook_port, os.environ.get("WEBHOOK_URL"),
+                                        region, configured=stage_webhooks(_config_on_disk()))
+            except LocalWebhookSecretError as err:
+                raise LocalStackError(str(err)) from err
             # As chalice local does: the stage's variables are in place before app.py is
             # imported, because the webhooks event rule is built from them.
-            os.environ.update(_stage_config(None, engine.url, state_machines, variables).environment_variables)
+            variables = _stage_config(None, engine.url, state_machines,
+                                      {**secret_variables, **webhooks.variables}).environment_variables
+            _check_stage(variables)
+            webhooks.create_missing_secrets()
+            os.environ.update(variables)
         from app import app
 
         server = make_server(
@@ -255,7 +335,7 @@ def _iam_keys_banner(identities: dict) -> str:
     return "More local IAM callers (access key:secret -> identity), for ACCESS_RULES by caller:\n" + "\n".join(lines) + "\n"
 
 
-def _jwt_banner(url: str, issuer, tokens: dict) -> str:
+def _jwt_banner(url: str, issuer, tokens: dict, python: str = "python") -> str:
     from local.issuer import DEMO_USERS
 
     start_body = '{"stateMachine": "hello", "input": {"name": "Ada"}}'
@@ -274,6 +354,11 @@ curl:
        -d '{start_body}' {url}/executions
   curl -s -H "Authorization: Bearer $BOB_TOKEN" {url}/state-machines
   curl -si {url}/state-machines        # no token -> 401
+
+A token for any caller, group, scope or expiry (signed by this issuer while it runs; its key is in
+{issuer.record}, readable by you only):
+  TOKEN=$({python} -m local.issuer token --sub carol --groups approvers,ops --scopes "orders/start orders/read" \\
+          --expires-in 3600)      # --expires-in -60: an expired one
 
 Try access rules, e.g.:
   ACCESS_RULES='[{{"groups": ["approvers"], "stateMachines": ["*"], "operations": ["*"]}},
@@ -306,19 +391,19 @@ def main(argv=None) -> int:
     identities = local_iam_identities()
     issuer = None
     try:
-        region = stack_region(_config_on_disk())
+        on_disk = _config_on_disk()
+        check_auth_settings({**os.environ, **on_disk["stages"]["local"].get("environment_variables", {})})
+        region = stack_region(on_disk)
         issuer = start_issuer(args.host)
         engine, server = start_stack(args.host, args.port, args.sfn_port, access_key, secret_key, region, identities,
                                      args.webhook_port)
     except (LocalStackError, GatewayMisconfigured) as err:
-        # GatewayMisconfigured: e.g. AUTH_MODE=cognito without COGNITO_USER_POOL_ARNS (app.py refuses to build).
-        if issuer is not None:
-            issuer.stop()
+        # GatewayMisconfigured: a setting app.py checks as it is built (e.g. a JWT stage without an issuer).
+        _stop_issuer(issuer)
         print(f"Could not start the local stack: {err}", file=sys.stderr)
         return 1
     except OSError as err:
-        if issuer is not None:
-            issuer.stop()
+        _stop_issuer(issuer)
         print(f"Could not start the local stack: {err} (set PORT / SFN_PORT to free ports)", file=sys.stderr)
         return 1
     host, port = server.server_address[:2]
@@ -332,12 +417,12 @@ def main(argv=None) -> int:
     else:
         print(f"sfn-gateway is running at {url}   (local Step Functions engine: {engine.url})", flush=True)
         if issuer is not None:
-            print(_jwt_banner(url, issuer, issuer.demo_tokens()), flush=True)
+            print(_jwt_banner(url, issuer, issuer.demo_tokens(), _python_command()), flush=True)
         elif _auth_mode() == "jwt":
             print(f"AUTH_MODE=jwt: bearer tokens are verified against {os.environ['JWT_ISSUER']}.", flush=True)
         else:
-            print("AUTH_MODE=cognito: chalice local does NOT verify Cognito token signatures; it only decodes "
-                  "them. Nothing here is authenticated; use the iam or jwt mode to try authentication.", flush=True)
+            print(f"AUTH_MODE=cognito: nothing here is authenticated. {COGNITO_LOCALLY} Use AUTH_MODE=jwt "
+                  "(a real token check against a dev issuer) or iam to try authentication.", flush=True)
         print("Ctrl-C stops everything.", flush=True)
     if server.webhooks:
         print(server.webhooks.banner(), flush=True)
@@ -346,15 +431,39 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        watchdog = _exit_anyway_at(deadline)
         server.server_close()
         if server.webhooks:
-            server.webhooks.stop()
+            # What is left of the grace period, less a second for the engine and the issuer.
+            server.webhooks.stop(grace=max(0.0, deadline - time.monotonic() - 1))
         engine.stop()
-        if issuer is not None:
-            issuer.stop()
+        _stop_issuer(issuer)
+        watchdog.cancel()
     print("sfn-gateway stopped.", flush=True)
     return 0
 
 
+def _exit_anyway_at(deadline: float) -> threading.Timer:
+    def exit_now():
+        print(f"sfn-gateway: still stopping after {STOP_GRACE_SECONDS:g} s; exiting anyway.", file=sys.stderr,
+              flush=True)
+        os._exit(1)
+
+    watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), exit_now)
+    watchdog.daemon = True
+    watchdog.start()
+    return watchdog
+
+
+def _exit_without_waiting_for_threads(code: int) -> None:
+    # The interpreter's exit would wait for every worker thread (webhook deliveries, executions
+    # in the engine); all that the stack owns is stopped, so what still runs is abandoned, as
+    # Lambda abandons work when it is shut down.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit_without_waiting_for_threads(main())

@@ -5,6 +5,8 @@ Differences from ``chalice local``, and why:
 * ``IAMAuthorizer`` routes are verified (chalice local only warns and lets them through);
   more than one access key can sign, each standing for its own IAM user or role.
 * A built-in (JWT) authorizer's refusal answers 401 as API Gateway does, not a dropped connection.
+* A signed request for a path with no route answers 403 "Missing Authentication Token", as API
+  Gateway does, not chalice local's complaint about the Authorization header.
 * ``TCP_NODELAY``: the handler writes headers and body separately, so Nagle plus the
   client's delayed ACK stalls every keep-alive request by ~40 ms.
 * A listen backlog of 1024 instead of socketserver's 5, which resets connections
@@ -32,10 +34,11 @@ from chalice.local import (
     LocalGatewayAuthorizer,
     LocalGatewayException,
     NotAuthorizedError,
+    RouteMatcher,
     ThreadedHTTPServer,
 )
 
-from local.sigv4 import SignatureError, SigV4Verifier
+from local.sigv4 import ALGORITHM, SignatureError, SigV4Verifier
 
 
 class _SigV4Authorizer(LocalGatewayAuthorizer):
@@ -91,6 +94,26 @@ class _SigV4Gateway(LocalGateway):
     def __init__(self, app: Chalice, config: Config, verifier: SigV4Verifier) -> None:
         super().__init__(app, config)
         self._authorizer = _SigV4Authorizer(app, verifier)
+        self._routes = RouteMatcher(list(app.routes))
+
+    def handle_request(self, method: str, path: str, headers: Dict[str, str], body: Optional[bytes]) -> Dict[str, Any]:
+        # API Gateway answers a signed request for a path it has no route for (a typo, or a URL
+        # without the stage) with 403 "Missing Authentication Token"; chalice local would answer
+        # with its complaint about the Authorization header, which reads like a signing mistake.
+        authorization = headers.get("authorization") or headers.get("Authorization") or ""
+        if authorization.startswith(ALGORITHM + " ") and not self._has_route(path):
+            raise ForbiddenError(
+                {"x-amzn-RequestId": self._generate_lambda_context().aws_request_id,
+                 "x-amzn-ErrorType": "MissingAuthenticationTokenException"},
+                b'{"message":"Missing Authentication Token"}')
+        return super().handle_request(method, path, headers, body)
+
+    def _has_route(self, path: str) -> bool:
+        try:
+            self._routes.match_route(path)
+        except ValueError:
+            return False
+        return True
 
 
 class _RequestHandler(ChaliceRequestHandler):

@@ -1,10 +1,14 @@
 """End to end: `python -m local.run` in a subprocess, real HTTP, real SigV4 clients, real executions."""
+import collections
 import json
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -19,6 +23,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from requests_aws4auth import AWS4Auth
 
+from chalicelib.serialization import loads as exact_loads
 from tests.openapi_schemas import validate_response
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -28,8 +33,11 @@ ACCESS_KEY, SECRET_KEY, REGION = "e2e-key", "e2e-secret", "us-east-1"
 class Stack:
     """A running `python -m local.run` on free loopback ports."""
 
-    def __init__(self, environment=None):
-        env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_DEFAULT_REGION": REGION}
+    def __init__(self, environment=None, project_dir=PROJECT_DIR):
+        # Its .local/ state in a folder of its own, not in the developer's checkout.
+        self.state_dir = tempfile.mkdtemp(prefix="sfn-gateway-local-")
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_DEFAULT_REGION": REGION,
+               "LOCAL_STATE_DIR": self.state_dir}
         env.pop("AWS_PROFILE", None)
         # Changes to that environment; None removes a variable.
         for name, value in (environment or {}).items():
@@ -39,9 +47,11 @@ class Stack:
                 env[name] = value
         self.environment = env
         self.banner = ""
+        # The last lines it printed after its banner (the access log, webhooks arriving).
+        self.output = collections.deque(maxlen=5000)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "local.run", "--port", "0", "--sfn-port", "0"],
-            cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=project_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         self.url = self._read_url(timeout=30)
 
@@ -74,8 +84,8 @@ class Stack:
         return "".join(lines)
 
     def _drain(self):
-        for _ in self.process.stdout:
-            pass
+        for line in self.process.stdout:
+            self.output.append(line)
 
     def engine_client(self):
         """A boto3 client talking straight to the stack's engine, bypassing the gateway."""
@@ -92,6 +102,28 @@ class Stack:
         finally:
             if self.process.poll() is None:
                 self.process.kill()
+            if getattr(self, "state_dir", None):
+                shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def copy_project(destination: Path) -> Path:
+    """What `make run` needs of the project, copied, for a test that edits its config or workflows."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in ("app.py", "chalicelib", "local", "statemachines", ".chalice"):
+        source = PROJECT_DIR / name
+        if source.is_dir():
+            shutil.copytree(source, destination / name, ignore=shutil.ignore_patterns("__pycache__", "deployments"))
+        else:
+            shutil.copy2(source, destination / name)
+    return destination
+
+
+def run_local(project_dir: Path, environment: dict, timeout: float = 60) -> subprocess.CompletedProcess:
+    """`python -m local.run` in project_dir until it exits by itself (it should refuse to start)."""
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+           "AWS_DEFAULT_REGION": REGION, **environment}
+    return subprocess.run([sys.executable, "-m", "local.run", "--port", "0", "--sfn-port", "0"], cwd=project_dir,
+                          env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def signed(method, url, body=None, secret=SECRET_KEY, headers=None):
@@ -280,6 +312,30 @@ def test_start_hello_with_wait_returns_200_succeeded(stack):
     assert response.json()["output"] == {"greeting": "Hello, Wait!"}
 
 
+def signed_text(method, url, text: str):
+    """Send a JSON body exactly as written (numbers Python's json would change), signed."""
+    request = AWSRequest(method=method, url=url, data=text.encode(), headers={"Content-Type": "application/json"})
+    SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "execute-api", REGION).add_auth(request)
+    return requests.request(method, url, data=text.encode(), headers=dict(request.headers), timeout=30)
+
+
+def test_numbers_through_a_workflow_come_back_exactly_as_written_and_the_output_stays_an_object(stack):
+    # Issue 19.7: the local engine answered {"x": Infinity} as a string, and 1.2345678901234568e+16.
+    body = ('{"stateMachine": "slow", "input": {"x": 1e400, "big": 12345678901234567.89, '
+            '"int": 123456789012345678901234567890, "z": 1.10, "seconds": 0}}')
+
+    response = signed_text("POST", f"{stack.url}/executions?wait=10", body)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "SUCCEEDED"
+    output = exact_loads(response.text)["output"]
+    assert isinstance(output, dict), output
+    as_written = {key: getattr(value, "text", value) for key, value in output.items()}
+    assert as_written == {"x": "1e400", "big": "12345678901234567.89", "int": 123456789012345678901234567890,
+                          "z": "1.10", "seconds": 0}
+    assert "Infinity" not in response.text
+
+
 def test_slow_with_short_wait_returns_202_then_200(stack):
     response = signed("POST", f"{stack.url}/executions?wait=1", {"stateMachine": "slow", "input": {"seconds": 2}})
     assert response.status_code == 202
@@ -368,6 +424,47 @@ def test_signal_stops_the_stack_within_seconds_while_an_approval_waits(signum):
             stack.process.kill()
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{stack.url}/health", timeout=2)
+
+
+def test_the_stack_stops_within_its_grace_period_while_busy_with_requests_and_hanging_webhooks():
+    from local.run import STOP_GRACE_SECONDS
+
+    # A webhook receiver that accepts connections and never answers: every delivery hangs.
+    silent = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+    threading.Thread(target=lambda: [accepted.append(silent.accept()) for _ in iter(int, 1)], daemon=True).start()
+    stack = Stack({"WEBHOOK_URL": f"http://127.0.0.1:{silent.getsockname()[1]}/hook"})
+    busy = threading.Event()
+
+    def keep_starting():
+        while not busy.is_set():
+            try:
+                signed("POST", f"{stack.url}/executions", {"stateMachine": "hello", "input": {"name": "Busy"}})
+            except requests.RequestException:
+                return
+
+    load = [threading.Thread(target=keep_starting, daemon=True) for _ in range(8)]
+    try:
+        for thread in load:
+            thread.start()
+        deadline = time.monotonic() + 20
+        while len(accepted) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(accepted) >= 4, "no webhook delivery reached the silent receiver"
+        began = time.monotonic()
+        assert stack.stop(timeout=10) == 0, "".join(stack.output)
+        assert time.monotonic() - began < STOP_GRACE_SECONDS + 1
+        # Stopped cleanly, not by the watchdog (the last line may still be in the pipe).
+        while "sfn-gateway stopped." not in "".join(stack.output) and time.monotonic() - began < 5:
+            time.sleep(0.05)
+        assert "sfn-gateway stopped." in "".join(stack.output)
+    finally:
+        busy.set()
+        if stack.process.poll() is None:
+            stack.process.kill()
+        silent.close()
+        for connection, _ in accepted:
+            connection.close()
 
 
 # --- real responses against openapi.yaml ---------------------------------------------------------

@@ -170,7 +170,14 @@ def main(argv=None) -> int:
     parser.add_argument("--pkg-format", choices=FORMATS, default="cloudformation")
     parser.add_argument("out", type=Path)
     args = parser.parse_args(argv)
-    refusals = deploy_refusals(load_config(), args.stage)
+    config = load_config()
+    try:
+        stage_environment(config, args.stage)
+    except KeyError as err:
+        # One line that lists the stages, not a traceback.
+        print(f"make package: {err.args[0]}", file=sys.stderr)
+        return 2
+    refusals = deploy_refusals(config, args.stage)
     if refusals:
         for refusal in refusals:
             print(f"make package refused: {refusal}", file=sys.stderr)

@@ -1,4 +1,5 @@
 """Per-request middleware: the time budget, errors as HTTP, exact JSON, CORS, and one access/metrics log line."""
+import functools
 import json
 import logging
 import time
@@ -18,6 +19,8 @@ ACCESS_LOG = logging.getLogger("sfn_gateway.access")
 ACCESS_LOG.setLevel(logging.INFO)
 
 _IDENTITY_FIELDS = ("userArn", "caller", "accountId", "sourceIp")
+# Built once: json.dumps(record, default=str) would build this encoder again for every request.
+_LOG_ENCODER = json.JSONEncoder(default=str)
 _UNSUPPORTED_MEDIA_TYPE = 415
 
 
@@ -38,6 +41,16 @@ def _state_machine(request, response) -> str | None:
     return (request.query_params or {}).get("stateMachine")
 
 
+@functools.cache
+def _metric_directives(namespace: str) -> list:
+    # The same for every request of the stage: built once per container, not per request.
+    return [{
+        "Namespace": namespace,
+        "Dimensions": [["Route", "StatusClass"], ["StateMachine", "StatusClass"]],
+        "Metrics": [{"Name": "Requests", "Unit": "Count"}, {"Name": "Latency", "Unit": "Milliseconds"}],
+    }]
+
+
 def _metrics(record: dict, namespace: str, state_machine: str | None) -> dict:
     # CloudWatch embedded metric format: CloudWatch Logs turns this line into metrics,
     # with no client library, no extra call and nothing added to the cold start.
@@ -47,14 +60,7 @@ def _metrics(record: dict, namespace: str, state_machine: str | None) -> dict:
         StatusClass=f"{record['status'] // 100}xx",
         Requests=1,
         Latency=record["durationMs"],
-        _aws={
-            "Timestamp": int(time.time() * 1000),
-            "CloudWatchMetrics": [{
-                "Namespace": namespace,
-                "Dimensions": [["Route", "StatusClass"], ["StateMachine", "StatusClass"]],
-                "Metrics": [{"Name": "Requests", "Unit": "Count"}, {"Name": "Latency", "Unit": "Milliseconds"}],
-            }],
-        },
+        _aws={"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": _metric_directives(namespace)},
     )
     return record
 
@@ -125,6 +131,6 @@ def handle_request(request, get_response):
         budget.clear()
     _explain_unsupported_media_type(response)
     add_cors_headers(response)
-    ACCESS_LOG.info(json.dumps(_access_record(request, response, time.perf_counter() - started), default=str))
+    ACCESS_LOG.info(_LOG_ENCODER.encode(_access_record(request, response, time.perf_counter() - started)))
     _render_json(response)
     return response

@@ -10,23 +10,27 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib.errors import (
     BackendTimeout,
     ExecutionAlreadyExists,
+    GatewayError,
     StateMachineTypeNotSupported,
     TaskRoutesDisabled,
     ValidationError,
 )
 from chalicelib.serialization import dumps, to_json_ready
-from chalicelib.stepfunctions.backend_errors import translate_backend_error
+from chalicelib.stepfunctions.backend_errors import LOG, translate_backend_error
 from chalicelib.stepfunctions.budget import Budget
 from chalicelib.stepfunctions.registry import StateMachine, execution_arn
 from chalicelib.stepfunctions.retry import retry_delay
 from chalicelib.validation import MAX_RESPONSE_BYTES, serialize_payload
 
-# ?wait= polling: DescribeExecution refills at 15 calls/s per account, so start
-# fast for short workflows and back off to about 3 calls/s per waiting request (the
-# 300 ms cap keeps the median delivery delay under 250 ms; see bench/wait_delay.py).
+# ?wait= polling. DescribeExecution's quota (refill 15 calls/s) is shared by every workload
+# of the account, so a wait backs off: every 100 ms growing x1.5 to 300 ms during the first
+# 4 s, where short workflows end (this keeps their median delivery delay under 250 ms, see
+# bench/wait_delay.py), then x1.5 up to 3 s. A 25 s wait costs at most 26 calls, a 5 s one 18.
 POLL_FIRST_DELAY = 0.1
 POLL_BACKOFF = 1.5
-POLL_MAX_DELAY = 0.3
+POLL_FAST_SECONDS = 4.0
+POLL_FAST_MAX_DELAY = 0.3
+POLL_MAX_DELAY = 3.0
 _UNFINISHED = ("RUNNING", "PENDING_REDRIVE")
 # The shortest read timeout worth an attempt when the budget is nearly spent.
 MIN_READ_TIMEOUT = 1.0
@@ -49,6 +53,11 @@ def _require_standard(machine: StateMachine, operation: str) -> None:
             f"{operation} is only available for STANDARD state machines; {machine.name!r} is EXPRESS. "
             "Run Express workflows with POST /sync-executions."
         )
+
+
+def _next_poll_delay(delay: float, waited: float) -> float:
+    cap = POLL_FAST_MAX_DELAY if waited < POLL_FAST_SECONDS else POLL_MAX_DELAY
+    return min(delay * POLL_BACKOFF, cap)
 
 
 def _lambda_encoded_size(value) -> int:
@@ -241,21 +250,31 @@ class StepFunctionsGateway:
         """Poll DescribeExecution until the execution ends, seconds pass or the budget runs low; (ended, description)."""
         # Keep room for one last DescribeExecution inside the request's budget.
         reserve = self._config.connect_timeout + MIN_READ_TIMEOUT
-        deadline = self._clock() + min(seconds, self._remaining() - reserve)
+        began = self._clock()
+        deadline = began + min(seconds, self._remaining() - reserve)
         delay = POLL_FIRST_DELAY
         described = known
         while True:
             if described is not None and self._remaining() < reserve:
                 # A start that succeeded keeps its ARN: the caller gets 202 and the Location.
                 return False, described
-            described = self.describe_execution(raw_arn)
+            try:
+                described = self.describe_execution(raw_arn)
+            except GatewayError as err:
+                if described is None:
+                    raise
+                # The execution exists (it was started, or described, in this request): a poll
+                # that fails (timeout, throttling, a fault) must not turn into an error that
+                # loses its ARN and invites a retry that starts it again.
+                LOG.warning("?wait= ended early on %s: %s: %s", raw_arn, type(err).__name__, err)
+                return False, described
             if described.get("status") not in _UNFINISHED:
                 return True, described
             remaining = deadline - self._clock()
             if remaining <= 0:
                 return False, described
             self._sleep(min(delay, remaining))
-            delay = min(delay * POLL_BACKOFF, POLL_MAX_DELAY)
+            delay = _next_poll_delay(delay, self._clock() - began)
 
     def stop_execution(self, raw_arn: str, error: str | None = None, cause: str | None = None) -> dict:
         """StopExecution with an optional error and cause."""

@@ -1,4 +1,5 @@
 """The LocalEngine: moto's server on localhost with state-machine execution on and moto's gaps patched."""
+import json
 import logging
 import os
 from pathlib import Path
@@ -6,6 +7,7 @@ from pathlib import Path
 import boto3
 import requests
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
@@ -16,6 +18,21 @@ ACCOUNT_ID = "123456789012"
 DEMO_ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/sfn-gateway-local"
 APPROVAL_QUEUE_NAME = "sfn-gateway-approvals"
 _CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+class InvalidStateMachineFile(ValueError):
+    """A state machine file the engine cannot load; one line names the file and the parser's message."""
+
+    # moto's ASL parser lists every token it would have accepted (about 150); the first few say enough.
+    MESSAGE_LIMIT = 300
+
+    def __init__(self, path: Path, message: str):
+        message = " ".join(message.split())
+        if len(message) > self.MESSAGE_LIMIT:
+            message = message[: self.MESSAGE_LIMIT].rsplit(" ", 1)[0] + " ..."
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.detail = message
 
 
 class LocalEngine:
@@ -114,13 +131,23 @@ class LocalEngine:
             definition = path.read_text()
             arn = f"arn:aws:states:{self.region}:{ACCOUNT_ID}:stateMachine:{name}"
             try:
+                json.loads(definition)
+            except ValueError as err:
+                raise InvalidStateMachineFile(path, f"not valid JSON: {err}") from err
+            try:
                 current = sfn.describe_state_machine(stateMachineArn=arn)
             except sfn.exceptions.StateMachineDoesNotExist:
-                sfn.create_state_machine(
-                    name=name, definition=definition, roleArn=DEMO_ROLE_ARN, type=sm_type
-                )
+                try:
+                    sfn.create_state_machine(
+                        name=name, definition=definition, roleArn=DEMO_ROLE_ARN, type=sm_type
+                    )
+                except ClientError as err:
+                    raise InvalidStateMachineFile(path, err.response["Error"].get("Message") or str(err)) from err
             else:
                 if current["definition"] != definition:
-                    sfn.update_state_machine(stateMachineArn=arn, definition=definition)
+                    try:
+                        sfn.update_state_machine(stateMachineArn=arn, definition=definition)
+                    except ClientError as err:
+                        raise InvalidStateMachineFile(path, err.response["Error"].get("Message") or str(err)) from err
             deployed[name] = {"arn": arn, "type": sm_type}
         return deployed

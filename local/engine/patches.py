@@ -1,4 +1,5 @@
 """Every moto 5.2.5 gap the local engine patches, applied once per process."""
+from local.engine.exact_numbers import patch_exact_numbers
 from local.engine.executions import (
     patch_describe_execution_input_details,
     patch_express_execution_arns,
@@ -33,4 +34,5 @@ def apply_moto_patches() -> None:
     patch_closed_task_tokens()
     patch_describe_execution_input_details()
     patch_express_execution_arns()
+    patch_exact_numbers()
     _patched = True

@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from urllib.parse import quote
@@ -35,8 +36,9 @@ class ModeStack(Stack):
     """`python -m local.run` with extra environment (AUTH_MODE, JWT_ISSUER, ACCESS_RULES, ...)."""
 
     def __init__(self, **environment):
+        self.state_dir = tempfile.mkdtemp(prefix="sfn-gateway-local-")
         env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-               "AWS_DEFAULT_REGION": REGION, **environment}
+               "AWS_DEFAULT_REGION": REGION, "LOCAL_STATE_DIR": self.state_dir, **environment}
         env.pop("AWS_PROFILE", None)
         self.banner = []
         self.process = subprocess.Popen(

@@ -277,6 +277,17 @@ def test_a_wrong_secret_exits_3_with_api_gateways_403(cli):
     assert "HTTP 403: " in err
 
 
+@pytest.mark.parametrize("path", ["/api", "/no/such/stage"])
+def test_a_url_with_a_path_the_gateway_has_no_route_for_exits_3_with_a_hint_to_check_it(cli, stack, path):
+    code, out, err = cli("machines", url=stack.url + path)
+    assert (code, out) == (3, "")
+    assert err.splitlines() == [
+        "sfn-gateway: HTTP 403: Missing Authentication Token",
+        f"sfn-gateway: hint: no route answers at {stack.url + path}: check the URL and its stage path "
+        "(e.g. https://<api-id>.execute-api.<region>.amazonaws.com/api)",
+    ]
+
+
 def test_an_unreachable_gateway_exits_3(cli):
     code, _, err = cli("machines", url="http://127.0.0.1:9")
     assert code == 3 and "Could not reach the gateway" in err

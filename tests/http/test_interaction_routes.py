@@ -100,6 +100,43 @@ def test_describe_with_wait_returns_200_when_already_ended(client, stub):
     assert response.json_body["status"] == "FAILED"
 
 
+@pytest.mark.parametrize("code, status", [("ThrottlingException", 400), ("InternalFailure", 500),
+                                          ("ExecutionDoesNotExist", 400)])
+def test_start_with_wait_whose_describe_fails_returns_202_with_location_and_arn(make_client, stub, code, status):
+    arn = execution_arn(name="w")
+    stub.add_response("start_execution", {"executionArn": arn, "startDate": STARTED})
+    stub.add_client_error("describe_execution", code, "no", http_status_code=status)
+    with make_client(SFN_MAX_ATTEMPTS="1") as client:
+        response = post_json(client, "/executions?wait=25", {"stateMachine": "orders", "name": "w"})
+    assert response.status_code == 202, response.body
+    assert response.headers["Location"] == "/executions/" + quote(arn, safe="")
+    assert response.json_body == {"executionArn": arn, "startDate": "2026-11-25T12:00:00+00:00", "name": "w",
+                                  "stateMachine": "orders"}
+
+
+def test_start_with_wait_on_a_step_functions_taking_5_s_per_call_returns_202_not_504(make_client, monkeypatch):
+    from chalicelib import factory
+    from chalicelib.stepfunctions import budget
+    from chalicelib.config import get_config
+    from chalicelib.stepfunctions.service import StepFunctionsGateway
+    from tests.stepfunctions.test_service import FakeClock, SlowStepFunctions
+
+    clock = FakeClock()
+    slow = SlowStepFunctions(clock)
+    open_budget = budget.start
+    monkeypatch.setattr(budget, "start", lambda context: open_budget(context, clock.time))
+    monkeypatch.setattr(factory, "get_gateway", lambda: StepFunctionsGateway(
+        slow.for_read_timeout, get_config(), budget.current(), clock=clock.time, sleep=clock.sleep))
+    with make_client() as client:
+        response = post_json(client, "/executions?wait=25", {"stateMachine": "orders", "name": "slow-1"})
+    arn = execution_arn(name="slow-1")
+    assert response.status_code == 202, response.body
+    assert response.headers["Location"] == "/executions/" + quote(arn, safe="")
+    assert response.json_body["executionArn"] == arn
+    # Within API Gateway's 29 s, less the gateway's margin.
+    assert slow.calls.count("start_execution") == 1 and clock.now <= 27.5
+
+
 @pytest.mark.parametrize("wait", ["26", "-1", "soon"])
 def test_wait_outside_0_to_25_returns_400(client, stub, wait):
     assert_error(client.http.get(f"/executions/{execution_arn()}?wait={wait}"), 400, "ValidationError")

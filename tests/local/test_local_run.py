@@ -1,4 +1,5 @@
 """`make run` (`python -m local.run`) for a first-time user: any shell AWS settings, the banner's commands."""
+import base64
 import json
 import subprocess
 import time
@@ -10,7 +11,7 @@ from requests_aws4auth import AWS4Auth
 
 from local.engine import LocalEngine
 from local.run import LocalStackError, _banner, stack_region
-from tests.test_end_to_end import PROJECT_DIR, REGION, Stack, signed, task_token
+from tests.test_end_to_end import PROJECT_DIR, REGION, Stack, copy_project, run_local, signed, task_token
 
 LOCAL_STAGE = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text())["stages"]["local"]
 LOCAL_MACHINES = json.loads(LOCAL_STAGE["environment_variables"]["STATE_MACHINES"])
@@ -200,3 +201,65 @@ def test_engine_runs_the_demo_workflows_and_their_queue_in_the_region_it_is_give
         # The message reached the approvals queue of this region; the task waits for its token.
         assert "TaskSubmitted" in types and "TaskFailed" not in types, types
         assert client.describe_execution(executionArn=arn)["status"] == "RUNNING"
+
+
+# --- a new user's mistakes: one line that says what is wrong, and exit 1 ---------------------
+
+
+@pytest.mark.parametrize("definition, message", [
+    ('{"StartAt": "X", "States": {"X": {"Type": "Nope"}}}',
+     "ASLParserException line 1:42, at \"Nope\", mismatched input '\"Nope\"' expecting {"),
+    ('{"StartAt": ', "not valid JSON: Expecting value: line 1 column 13 (char 12)"),
+])
+def test_an_invalid_state_machine_file_stops_make_run_with_one_line_naming_the_file(tmp_path, definition, message):
+    project = copy_project(tmp_path / "project")
+    (project / "statemachines" / "broken.asl.json").write_text(definition)
+
+    ran = run_local(project, {"LOCAL_STATE_DIR": str(tmp_path / "state")})
+
+    assert ran.returncode == 1
+    assert ran.stdout == ""
+    [line] = ran.stderr.splitlines()
+    assert line.startswith(f"Could not start the local stack: statemachines/broken.asl.json: {message}"), line
+    assert len(line) < 400
+
+
+def test_cognito_without_user_pools_is_refused_up_front_saying_what_to_set_and_what_local_checks(tmp_path):
+    ran = run_local(PROJECT_DIR, {"AUTH_MODE": "cognito", "COGNITO_USER_POOL_ARNS": "",
+                                  "LOCAL_STATE_DIR": str(tmp_path / "state")})
+
+    assert ran.returncode == 1
+    assert ran.stdout == ""
+    [line] = ran.stderr.splitlines()
+    assert line.startswith("Could not start the local stack: AUTH_MODE=cognito needs COGNITO_USER_POOL_ARNS")
+    assert ("AUTH_MODE=cognito COGNITO_USER_POOL_ARNS='[\"arn:aws:cognito-idp:us-east-1:123456789012:userpool/"
+            "us-east-1_AbCdEf123\"]' make run") in line
+    assert "without checking its signature, issuer, audience or expiry" in line
+    # Refused before the engine started: nothing was left in the state folder.
+    assert not (tmp_path / "state").exists()
+
+
+def _unsigned_token(claims: dict) -> str:
+    encode = lambda part: base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=")
+    return f"{encode({'alg': 'RS256', 'kid': 'none'})}.{encode(claims)}.bm90LWEtc2lnbmF0dXJl"
+
+
+def test_cognito_locally_checks_nothing_as_its_banner_and_message_say():
+    pools = '["arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_AbCdEf123"]'
+    stack = Stack({"AUTH_MODE": "cognito", "COGNITO_USER_POOL_ARNS": pools})
+    try:
+        assert "AUTH_MODE=cognito: nothing here is authenticated." in stack.banner
+        # No token at all: let through.
+        anonymous = requests.get(f"{stack.url}/state-machines", timeout=30)
+        assert anonymous.status_code == 200, anonymous.text
+        assert "hello" in {machine["name"] for machine in anonymous.json()["stateMachines"]}
+        # A token nobody signed, long expired, from another issuer: its claims are taken as they are
+        # (cognito:groups written as API Gateway passes it, one comma-joined string; a list is refused).
+        forged = _unsigned_token({"sub": "mallory", "cognito:username": "mallory", "exp": 1,
+                                  "iss": "https://evil.example.com", "cognito:groups": "approvers"})
+        started = requests.post(f"{stack.url}/executions", json={"stateMachine": "hello", "input": {}},
+                                headers={"Authorization": forged}, timeout=30)
+        assert started.status_code == 201, started.text
+        assert started.json()["stateMachine"] == "hello"
+    finally:
+        stack.stop()

@@ -227,6 +227,23 @@ def test_unsigned_request_to_unknown_path_returns_403_missing_authentication_tok
     assert response.json() == MISSING_TOKEN
 
 
+@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("path", ["/no/such/route", "/api/whoami", "/whoami/extra"])
+def test_signed_request_to_unknown_path_returns_403_missing_authentication_token_as_api_gateway_does(
+        base_url, client, path):
+    # A typo, or a URL with a stage path the server does not have: no route, not a signing mistake.
+    status, body = send(client, "GET", base_url + path)
+
+    assert (status, body) == (403, MISSING_TOKEN)
+
+
+def test_signed_request_to_unknown_path_has_api_gateways_error_type(base_url):
+    response = botocore_request("POST", base_url + "/nope", b"{}", headers={"content-type": "application/json"})
+
+    assert (response.status_code, response.json()) == (403, MISSING_TOKEN)
+    assert response.headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
+
+
 def test_wrong_secret_returns_403_signature_mismatch(base_url):
     response = botocore_request("GET", base_url + "/whoami", secret="not-the-secret")
 

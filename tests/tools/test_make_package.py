@@ -56,3 +56,14 @@ def test_make_package_defaults_to_an_ignored_folder_per_stage_and_format():
     ignored = subprocess.run(["git", "check-ignore", "out/prod/sam.json", "out/prod-terraform/chalice.tf.json"],
                              cwd=PROJECT_DIR, capture_output=True, text=True, timeout=30)
     assert ignored.stdout.split() == ["out/prod/sam.json", "out/prod-terraform/chalice.tf.json"]
+
+
+def test_make_package_with_an_unknown_stage_says_so_in_one_line_listing_the_stages(tmp_path):
+    made = _make_package(_shell(), "STAGE=nope", f"PACKAGE_DIR={tmp_path}")
+
+    assert made.returncode != 0
+    stages = sorted(json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text())["stages"])
+    ours = [line for line in made.stderr.splitlines() if not line.startswith("make: ***")]
+    assert ours == [f"make package: Stage 'nope' is not in .chalice/config.json; stages: {stages}."]
+    assert "Traceback" not in made.stderr and "Packaged stage" not in made.stdout
+    assert list(tmp_path.iterdir()) == []

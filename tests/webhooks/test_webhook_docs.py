@@ -26,8 +26,18 @@ def signed_headers(secret: str, message_id: str, body: bytes) -> dict:
             "webhook-timestamp": str(timestamp), "webhook-signature": signature}
 
 
-def test_the_documented_receiver_accepts_the_gateways_signature_once_per_id_and_refuses_forgeries(capsys):
+LOCAL_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def test_the_documented_receiver_accepts_the_gateways_signature_once_per_id_and_refuses_forgeries(
+        capsys, tmp_path, monkeypatch):
+    # Run from a project folder where `make run` has kept its secret.
+    (tmp_path / ".local").mkdir()
+    (tmp_path / ".local" / "webhook-secret").write_text(LOCAL_SECRET + "\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LOCAL_WEBHOOK_SECRET", raising=False)
     example = receiver_example()
+    assert example["SECRET"] == LOCAL_SECRET
     server = HTTPServer(("127.0.0.1", 0), example["Hook"])
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/hook"
@@ -41,3 +51,9 @@ def test_the_documented_receiver_accepts_the_gateways_signature_once_per_id_and_
         server.server_close()
     assert (first.status_code, again.status_code, forged.status_code) == (204, 204, 401)
     assert capsys.readouterr().out == "orders SUCCEEDED {'total': 42}\n"
+
+
+def test_the_documented_receiver_takes_local_webhook_secret_when_it_is_set(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LOCAL_WEBHOOK_SECRET", LOCAL_SECRET)
+    assert receiver_example()["SECRET"] == LOCAL_SECRET

@@ -7,8 +7,10 @@ import json
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -33,8 +35,11 @@ class WebhookStack:
     """local.run on free ports, subscribed (as "yours") to a receiver whose answers the test scripts."""
 
     def __init__(self, receiver: Receiver):
+        # Its .local/ state (the webhook secret) in a folder of its own, not in the developer's checkout.
+        self.state_dir = tempfile.mkdtemp(prefix="sfn-gateway-local-")
         env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-               "AWS_DEFAULT_REGION": REGION, "WEBHOOK_URL": receiver.url, "LOCAL_WEBHOOK_TIMEOUT": str(FUNCTION_TIMEOUT)}
+               "AWS_DEFAULT_REGION": REGION, "WEBHOOK_URL": receiver.url, "LOCAL_WEBHOOK_TIMEOUT": str(FUNCTION_TIMEOUT),
+               "LOCAL_STATE_DIR": self.state_dir}
         env.pop("AWS_PROFILE", None)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "local.run", "--port", "0", "--sfn-port", "0", "--webhook-port", "0"],
@@ -98,6 +103,7 @@ class WebhookStack:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.process.kill()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
 class Script:

@@ -337,6 +337,10 @@ def _task(gateway: Gateway, args, out: Output) -> int:
     return EXIT_OK
 
 
+# API Gateway's answer to a path it has no route for, signed or not: usually a wrong URL or a
+# missing stage path, although it reads like an authentication problem.
+MISSING_ROUTE_MESSAGE = "Missing Authentication Token"
+
 COMMANDS = {
     "machines": _machines, "start": _start, "run": _run, "describe": _describe, "wait": _wait,
     "list": _list, "history": _history, "stop": _stop, "redrive": _redrive, "task": _task,
@@ -359,6 +363,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ApiError as err:
         code = f"{err.code} ({err.status})" if err.code else f"HTTP {err.status}"
         print(f"sfn-gateway: {code}: {err.message}", file=sys.stderr)
+        if err.status == 403 and err.message == MISSING_ROUTE_MESSAGE:
+            print(f"sfn-gateway: hint: no route answers at {args.url}: check the URL and its stage path "
+                  "(e.g. https://<api-id>.execute-api.<region>.amazonaws.com/api)", file=sys.stderr)
         return EXIT_API_ERROR
     except GatewayUnreachable as err:
         print(f"sfn-gateway: {err}", file=sys.stderr)
