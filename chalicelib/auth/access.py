@@ -205,11 +205,12 @@ class GuardedGateway:
         """Authorize a stop or redrive, then call(execution_arn); non-readers get no status or cause in errors."""
         execution_arn = unquote(raw_arn)
         entries = self._precheck(execution_arn, operation)
+        entry = self._decide(execution_arn, operation, entries)
         try:
-            self._decide(execution_arn, operation, entries)
             return call(execution_arn)
         except GatewayError as err:
-            if isinstance(err, ExecutionNotFound) or any(self._allows("read", e) for e in entries):
+            # The entry that decides for this execution must give read, not just any entry of the machine.
+            if isinstance(err, ExecutionNotFound) or self._allows("read", entry):
                 raise
             # Step Functions' messages may name the execution's status ("is not redrivable: RUNNING").
             raise type(err)(f"{type(err).__doc__.strip()} (details need the read right)") from None

@@ -246,3 +246,17 @@ def test_an_unknown_state_machine_route_answer_lists_no_machine_to_a_caller_with
         listed = client.http.get("/executions?stateMachine=payroll")
     assert response.status_code == 400
     assert listed.status_code == 404 and listed.json_body["Message"].endswith("known: [].")
+
+
+def test_a_reader_of_another_entry_gets_no_status_of_a_run_its_own_entry_may_not_read(sfn):
+    # Found by test_access_fuzz: Ada may read `orders` and redrive through `orders-live`, not read it.
+    machines = {"orders": {"arn": ORDERS_ARN, "type": "STANDARD"}, **{"orders-live": ALIASES["orders-live"]}}
+    rules = [{"callers": ["ada"], "stateMachines": ["orders"], "operations": ["read"]},
+             {"callers": ["ada"], "stateMachines": ["orders", "orders-live"], "operations": ["redrive"]}]
+    arn = execution_arn("orders", "live-1")
+    sfn.add_response("describe_execution", {**_canary_run(arn), "stateMachineAliasArn": ORDERS_ARN + ":live"},
+                     {"executionArn": arn})
+    sfn.add_client_error("redrive_execution", "ExecutionNotRedrivable", "Execution is RUNNING and cannot be redriven", 400)
+    with pytest.raises(ExecutionNotRedrivable) as refused:
+        guarded(sfn, ADA, machines, rules).redrive_execution(arn)
+    assert "RUNNING" not in str(refused.value)
