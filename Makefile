@@ -9,6 +9,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	rm -f $(VENV)/.installed-*
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(VENV)/bin/python -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: --dest build/wheels -r requirements.txt
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -96,3 +97,8 @@ jwt-layer: $(STAMP)
 ACCESS_FUZZ_EXAMPLES ?= 20000
 fuzz-access: $(STAMP)
 	ACCESS_FUZZ_EXAMPLES=$(ACCESS_FUZZ_EXAMPLES) $(VENV)/bin/python -m pytest tests/auth/test_access_fuzz.py tests/auth/test_token_claims.py -q -p no:logging
+
+# The stage's own OpenAPI 3.1 document: `make openapi STAGE=dev` writes out/openapi-dev.json (docs/partners.md).
+.PHONY: openapi
+openapi: $(STAMP)
+	$(VENV)/bin/python -m tools.openapi --stage $(STAGE)

@@ -8,6 +8,7 @@ from chalicelib.auth import identity
 from chalicelib.http import inputs, responses
 from chalicelib.http.cors import STAGE_CORS
 from chalicelib.http.middleware import handle_request
+from chalicelib.partners.plans import api_keys_required
 from chalicelib.validation import (
     HISTORY_QUERY,
     LIST_EXECUTIONS_QUERY,
@@ -16,7 +17,6 @@ from chalicelib.validation import (
     TASK_FAILURE_BODY,
     TASK_HEARTBEAT_BODY,
     TASK_SUCCESS_BODY,
-    WAIT_QUERY,
     client_token,
 )
 from chalicelib.webhooks import rule as webhook_rule
@@ -25,6 +25,8 @@ app = Chalice(app_name="sfn-gateway")
 app.debug = False
 # IAM (SigV4) unless the stage sets AUTH_MODE=cognito or jwt; read once, here, at import.
 authorizer = identity.route_authorizer(app)
+# With USAGE_PLANS, API Gateway also wants each partner's x-api-key (all routes but /health); read at import too.
+partner_keys = api_keys_required(os.environ)
 if STAGE_CORS is not None:
     # Every route then gets an OPTIONS preflight answered by API Gateway itself (MOCK).
     app.api.cors = STAGE_CORS
@@ -37,22 +39,22 @@ def health():
     return {"status": "ok"}
 
 
-@app.route("/state-machines", authorizer=authorizer)
+@app.route("/state-machines", authorizer=authorizer, api_key_required=partner_keys)
 def list_state_machines():
     inputs.query(app.current_request)
     return factory.get_gateway().list_state_machines()
 
 
-@app.route("/state-machines/{name}", authorizer=authorizer)
+@app.route("/state-machines/{name}", authorizer=authorizer, api_key_required=partner_keys)
 def describe_state_machine(name):
     inputs.query(app.current_request)
     return factory.get_gateway().describe_state_machine(name)
 
 
-@app.route("/executions", methods=["POST"], authorizer=authorizer)
+@app.route("/executions", methods=["POST"], authorizer=authorizer, api_key_required=partner_keys)
 def start_execution():
     request = app.current_request
-    wait = inputs.query(request, WAIT_QUERY).get("wait")
+    wait = inputs.query(request, inputs.stage_wait_query()).get("wait")
     gateway = factory.get_gateway()
     started = gateway.start_execution(**inputs.start_arguments(request))
     if wait is None:
@@ -60,7 +62,7 @@ def start_execution():
     return responses.waited(request, *gateway.wait_for_execution(started["executionArn"], wait, known=started))
 
 
-@app.route("/executions", methods=["GET"], authorizer=authorizer)
+@app.route("/executions", methods=["GET"], authorizer=authorizer, api_key_required=partner_keys)
 def list_executions():
     query = inputs.query(app.current_request, LIST_EXECUTIONS_QUERY)
     return factory.get_gateway().list_executions(
@@ -68,23 +70,23 @@ def list_executions():
     )
 
 
-@app.route("/executions/{executionArn}", authorizer=authorizer)
+@app.route("/executions/{executionArn}", authorizer=authorizer, api_key_required=partner_keys)
 def describe_execution(executionArn):
     request = app.current_request
-    wait = inputs.query(request, WAIT_QUERY).get("wait")
+    wait = inputs.query(request, inputs.stage_wait_query()).get("wait")
     gateway = factory.get_gateway()
     if wait is None:
         return gateway.describe_execution(executionArn)
     return responses.waited(request, *gateway.wait_for_execution(executionArn, wait))
 
 
-@app.route("/executions/{executionArn}/stop", methods=["POST"], authorizer=authorizer)
+@app.route("/executions/{executionArn}/stop", methods=["POST"], authorizer=authorizer, api_key_required=partner_keys)
 def stop_execution(executionArn):
     body = inputs.body(app.current_request, STOP_EXECUTION_BODY)
     return factory.get_gateway().stop_execution(executionArn, body.get("error"), body.get("cause"))
 
 
-@app.route("/executions/{executionArn}/history", authorizer=authorizer)
+@app.route("/executions/{executionArn}/history", authorizer=authorizer, api_key_required=partner_keys)
 def get_execution_history(executionArn):
     query = inputs.query(app.current_request, HISTORY_QUERY)
     return factory.get_gateway().get_execution_history(
@@ -92,33 +94,33 @@ def get_execution_history(executionArn):
     )
 
 
-@app.route("/executions/{executionArn}/redrive", methods=["POST"], authorizer=authorizer)
+@app.route("/executions/{executionArn}/redrive", methods=["POST"], authorizer=authorizer, api_key_required=partner_keys)
 def redrive_execution(executionArn):
     request = app.current_request
     inputs.body(request, NO_BODY)
     return factory.get_gateway().redrive_execution(executionArn, client_token(request.headers.get("idempotency-key")))
 
 
-@app.route("/sync-executions", methods=["POST"], authorizer=authorizer)
+@app.route("/sync-executions", methods=["POST"], authorizer=authorizer, api_key_required=partner_keys)
 def start_sync_execution():
     request = app.current_request
     inputs.query(request)
     return factory.get_gateway().start_sync_execution(**inputs.start_arguments(request))
 
 
-@app.route("/tasks/success", methods=["POST"], authorizer=authorizer)
+@app.route("/tasks/success", methods=["POST"], authorizer=authorizer, api_key_required=partner_keys)
 def send_task_success():
     body = inputs.body(app.current_request, TASK_SUCCESS_BODY)
     return factory.get_gateway().send_task_success(body["taskToken"], body.get("output", {}))
 
 
-@app.route("/tasks/failure", methods=["POST"], authorizer=authorizer)
+@app.route("/tasks/failure", methods=["POST"], authorizer=authorizer, api_key_required=partner_keys)
 def send_task_failure():
     body = inputs.body(app.current_request, TASK_FAILURE_BODY)
     return factory.get_gateway().send_task_failure(body["taskToken"], body.get("error"), body.get("cause"))
 
 
-@app.route("/tasks/heartbeat", methods=["POST"], authorizer=authorizer)
+@app.route("/tasks/heartbeat", methods=["POST"], authorizer=authorizer, api_key_required=partner_keys)
 def send_task_heartbeat():
     body = inputs.body(app.current_request, TASK_HEARTBEAT_BODY)
     return factory.get_gateway().send_task_heartbeat(body["taskToken"])

@@ -21,6 +21,10 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:hello"
 EXECUTION_ARN = "arn:aws:states:us-east-1:123456789012:execution:hello:bench-1"
 STATE_MACHINES = json.dumps({"hello": {"arn": STATE_MACHINE_ARN, "type": "STANDARD"}})
+# The same stage with an input schema: its first request also imports fastjsonschema and compiles it.
+INPUT_SCHEMA = {"type": "object", "required": ["orderId"], "properties": {
+    "orderId": {"type": "string", "pattern": "^[A-Z]{2}-[0-9]{6}$"}, "amount": {"type": "number", "minimum": 0}}}
+STATE_MACHINES_WITH_SCHEMA = json.dumps({"hello": {"arn": STATE_MACHINE_ARN, "type": "STANDARD", "inputSchema": INPUT_SCHEMA}})
 CALLS = 2000
 RUNS = 7
 COLD_RUNS = 7
@@ -246,8 +250,8 @@ boto3.client("stepfunctions")
 """
 
 
-def _cold_env() -> dict:
-    env = {**os.environ, **FAKE_AWS, "STATE_MACHINES": STATE_MACHINES,
+def _cold_env(state_machines: str = STATE_MACHINES) -> dict:
+    env = {**os.environ, **FAKE_AWS, "STATE_MACHINES": state_machines,
            "SFN_ENDPOINT_URL": f"http://127.0.0.1:{_closed_port()}", "SFN_MAX_ATTEMPTS": "1"}
     env.pop("AWS_PROFILE", None)
     return env
@@ -291,9 +295,9 @@ def _biggest_imports(stderr: str, count: int = 5) -> tuple[list, list]:
     return sorted(top_level, reverse=True)[:count], sorted(under_app, reverse=True)[:count]
 
 
-def cold_start() -> list[str]:
+def cold_start(state_machines: str = STATE_MACHINES, label: str = "P2 cold start") -> list[str]:
     """P2: fresh-process import + first request of the app ÷ fresh-process boto3 client creation."""
-    env = _cold_env()
+    env = _cold_env(state_machines)
     app_code = _APP_COLD.format(project=str(PROJECT_DIR))
     _run_fresh(app_code, env)
     _run_fresh(_BOTO3_COLD, env)
@@ -308,7 +312,7 @@ def cold_start() -> list[str]:
     biggest = ", ".join(f"{name} {micros / 1000:.0f} ms" for micros, name in top_level)
     inside_app = ", ".join(f"{name} {micros / 1000:.0f} ms" for micros, name in under_app)
     return [
-        f"P2 cold start: {app_s / boto_s:.2f}x (import app + first request {app_s * 1000:.0f} ms / "
+        f"{label}: {app_s / boto_s:.2f}x (import app + first request {app_s * 1000:.0f} ms / "
         f"import boto3 + client {boto_s * 1000:.0f} ms, fresh processes, median of {COLD_RUNS} runs; target <= 1.10x)",
         f"   {app_cpu / boto_cpu:.2f}x in the processes' CPU time ({app_cpu * 1000:.0f} ms / {boto_cpu * 1000:.0f} ms)",
         f"   biggest imports in the app's cold start (cumulative, one -X importtime run): {biggest}",
@@ -317,7 +321,8 @@ def cold_start() -> list[str]:
 
 
 def main() -> None:
-    for line in handler_overhead() + peer_overhead() + cold_start():
+    with_schema = cold_start(STATE_MACHINES_WITH_SCHEMA, "P2 cold start, stage with an input schema")
+    for line in handler_overhead() + peer_overhead() + cold_start() + with_schema[:1]:
         print(line, flush=True)
 
 

@@ -5,15 +5,13 @@ import os
 import re
 from dataclasses import dataclass
 
-from chalicelib.auth.settings import parse_access_rules
 from chalicelib.setting_rules import SSM_PARAMETER_MAX_LENGTH, SSM_PARAMETER_NAME
 from chalicelib.setting_rules import fail as _fail
 from chalicelib.setting_rules import number as _number
 from chalicelib.setting_rules import switch as _switch
-from chalicelib.stepfunctions.budget import API_GATEWAY_TIMEOUT_SECONDS
+from chalicelib.stepfunctions.budget import API_GATEWAY_TIMEOUT_SECONDS, max_wait_seconds
 from chalicelib.stepfunctions.registry import KMS_KEY_ARN, StateMachineRegistry
-from chalicelib.stepfunctions.settings import _check_owner_only, parse_state_machines
-from chalicelib.webhooks.settings import parse_webhooks
+from chalicelib.stepfunctions.settings import _check_owner_only, api_timeout_seconds, parse_state_machines
 
 _METRICS_NAMESPACE = re.compile(r"^[A-Za-z0-9.\-_/#:]{1,255}$")
 
@@ -34,10 +32,16 @@ class GatewayConfig:
     access_rules: object = None  # chalicelib.auth.access.AccessRules, or None: every caller may do everything
     webhooks: tuple = ()
     webhooks_allow_local: bool = False
+    # API Gateway's integration timeout for the stage (`make package` sets it on every method).
+    api_timeout_seconds: int = API_GATEWAY_TIMEOUT_SECONDS
     # The SSM SecureString that keys owner tags, Idempotency-Key names and listing tokens
     # (chalicelib.auth.ownership), read once per container by chalicelib.factory.get_stage_secret.
     stage_secret_parameter: str | None = None
     stage_secret_kms_key_arn: str | None = None  # only for the IAM policy (tools/policy.py)
+
+    @property
+    def max_wait_seconds(self) -> int:
+        return max_wait_seconds(self.api_timeout_seconds)
 
 
 def _metrics_namespace(environ) -> str | None:
@@ -47,6 +51,25 @@ def _metrics_namespace(environ) -> str | None:
     if not _METRICS_NAMESPACE.match(namespace):
         raise _fail(f"METRICS_NAMESPACE must be 1-255 of A-Z a-z 0-9 . - _ / # :, got {namespace!r}.")
     return namespace
+
+
+# Most stages set neither ACCESS_RULES nor WEBHOOKS: their cold start then neither loads nor
+# compiles those parsers (Lambda compiles every module it imports, its code directory being
+# read-only). Each parser still treats an unset value the same way itself.
+def _access_rules(raw: str | None, registry: StateMachineRegistry):
+    if raw is None or not raw.strip():
+        return None
+    from chalicelib.auth.settings import parse_access_rules
+
+    return parse_access_rules(raw, registry)
+
+
+def _webhooks(raw: str | None, registry: StateMachineRegistry, allow_local: bool) -> tuple:
+    if not raw:
+        return ()
+    from chalicelib.webhooks.settings import parse_webhooks
+
+    return parse_webhooks(raw, registry, allow_local)
 
 
 def _stage_secret_parameter(environ, registry: StateMachineRegistry) -> str | None:
@@ -88,27 +111,29 @@ def config_from_environ(environ) -> GatewayConfig:
         # Task tokens are bearer capabilities for ANY workflow in the account: opt in.
         task_routes=_switch(environ, "TASK_ROUTES", "off"),
         metrics_namespace=_metrics_namespace(environ),
-        access_rules=parse_access_rules(environ.get("ACCESS_RULES"), registry),
+        access_rules=_access_rules(environ.get("ACCESS_RULES"), registry),
         # Only the local stage sets this: http:// and loopback/private receivers (the demo
         # receiver on 127.0.0.1). Every deployed stage keeps the SSRF guard.
         webhooks_allow_local=_switch(environ, "WEBHOOKS_ALLOW_LOCAL", "off"),
+        api_timeout_seconds=api_timeout_seconds(environ),
         stage_secret_parameter=stage_secret_parameter,
         stage_secret_kms_key_arn=_stage_secret_kms_key_arn(environ, stage_secret_parameter),
     )
     # Subscriptions name state machines, so they are read once the allow-list exists.
     config = dataclasses.replace(
-        config, webhooks=parse_webhooks(environ.get("WEBHOOKS"), registry, config.webhooks_allow_local)
+        config, webhooks=_webhooks(environ.get("WEBHOOKS"), registry, config.webhooks_allow_local)
     )
+    limit = config.api_timeout_seconds
     worst_case = (config.connect_timeout + config.read_timeout) * config.max_attempts
-    if worst_case >= API_GATEWAY_TIMEOUT_SECONDS:
+    if worst_case >= limit:
         raise _fail(
             f"(SFN_CONNECT_TIMEOUT + SFN_READ_TIMEOUT) x SFN_MAX_ATTEMPTS = {worst_case:g} s "
-            f"must stay under API Gateway's {API_GATEWAY_TIMEOUT_SECONDS} s limit."
+            f"must stay under API Gateway's {limit} s limit (API_TIMEOUT_SECONDS)."
         )
-    if config.connect_timeout + config.sync_read_timeout >= API_GATEWAY_TIMEOUT_SECONDS:
+    if config.connect_timeout + config.sync_read_timeout >= limit:
         raise _fail(
             f"SFN_CONNECT_TIMEOUT + SFN_SYNC_READ_TIMEOUT must stay under API Gateway's "
-            f"{API_GATEWAY_TIMEOUT_SECONDS} s limit."
+            f"{limit} s limit (API_TIMEOUT_SECONDS)."
         )
     return config
 

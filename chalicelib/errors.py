@@ -12,6 +12,14 @@ class ValidationError(GatewayError):
     """The request is malformed: bad JSON, wrong type, unknown field, bad value."""
 
 
+class InputSchemaViolation(GatewayError):
+    """The execution input breaks its state machine's input schema; `errors` lists each violation."""
+
+    def __init__(self, message: str, errors: list):
+        super().__init__(message)
+        self.errors = errors
+
+
 class InvalidArn(GatewayError):
     """An ARN in the request is malformed."""
 

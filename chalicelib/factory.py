@@ -40,7 +40,7 @@ def get_gateway():
 
     config = get_config()
     gateway = StepFunctionsGateway(get_sfn_client, config, budget.current())
-    if config.access_rules is None and not any(machine.owner_only for machine in config.registry):
+    if config.access_rules is None and not config.registry.has_owner_only:
         # Stages without access rules never import (or pay for) the access checks.
         return gateway
     from chalicelib.auth.access import guard

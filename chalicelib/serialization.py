@@ -123,11 +123,15 @@ def to_json_ready(value, key: str | None = None):
     if isinstance(value, dict):
         ready = {}
         for k, v in value.items():
-            # Strings and numbers, most of a response, are kept as they are without a call per key.
+            # Strings and numbers, most of a response, are kept as they are without a call per key;
+            # dates (every response has some) are written here too.
             if k == "ResponseMetadata":
                 continue
-            if (type(v) is str and k not in _JSON_TEXT_FIELDS) or type(v) in (int, bool) or v is None:
+            kind = type(v)
+            if (kind is str and k not in _JSON_TEXT_FIELDS) or kind is int or kind is bool or v is None:
                 ready[k] = v
+            elif kind is datetime.datetime:
+                ready[k] = v.isoformat()
             else:
                 ready[k] = to_json_ready(v, k)
         return ready

@@ -121,10 +121,13 @@ HISTORY_QUERY = {
     "nextToken": Field(_string(4200)),
     "reverse": Field(_boolean),
 }
-WAIT_QUERY = {
-    # API Gateway cuts integrations at 29 s; leave room for the start and last describe.
-    "wait": Field(_integer(0, 25)),
-}
+def wait_query(max_seconds: int) -> dict:
+    """The ?wait= rule of a stage whose integration timeout leaves max_seconds to wait."""
+    return {"wait": Field(_integer(0, max_seconds))}
+
+
+# A stage with API Gateway's default 29 s integration timeout (chalicelib.stepfunctions.budget.max_wait_seconds).
+WAIT_QUERY = wait_query(25)
 _TASK_TOKEN = Field(_string(2048), required=True)
 TASK_SUCCESS_BODY = {"taskToken": _TASK_TOKEN, "output": Field(_any_json)}
 TASK_FAILURE_BODY = {
@@ -139,6 +142,8 @@ NO_QUERY: dict = {}
 
 def validate(values: dict, rules: dict, where: str) -> dict:
     """Apply the rules to the given fields; unknown and missing fields are errors."""
+    if not values and not any(rule.required for rule in rules.values()):
+        return {}  # most GETs: no query string, nothing required
     unknown = sorted(set(values) - set(rules))
     if unknown:
         raise ValidationError(f"Unknown {where} field(s) {unknown}; allowed: {sorted(rules)}.")

@@ -214,6 +214,21 @@ def _deploy_state_machines(engine) -> dict:
         raise LocalStackError(f"{shown(err.path)}: {err.detail}") from err
 
 
+def start_partner_gate():
+    """With USAGE_PLANS: each plan's key (kept in .local/api-keys.json) and the gate checking them; (gate, path)."""
+    from chalicelib.partners.plans import parse_usage_plans
+    from local.partners import KEYS_FILE, PartnerGate, ensure_api_keys, local_key_id
+    from local.state import state_path
+
+    plans = parse_usage_plans(os.environ.get("USAGE_PLANS"))
+    if not plans:
+        return None, None
+    keys = ensure_api_keys(plans)
+    # What `make package` fills in from the real keys' ids: the access log names the plan.
+    os.environ["API_KEY_PLANS"] = json.dumps({local_key_id(plan.name): plan.name for plan in plans})
+    return PartnerGate(plans, keys), state_path(KEYS_FILE)
+
+
 def start_stack(host: str, port: int, sfn_port: int, access_key: str, secret_key: str, region: str,
                 identities: dict | None = None, webhook_port: int | None = None):
     """Start the engine, create the demo workflows and build the app's server (not yet serving)."""
@@ -241,13 +256,19 @@ def start_stack(host: str, port: int, sfn_port: int, access_key: str, secret_key
             _check_stage(variables)
             webhooks.create_missing_secrets()
             os.environ.update(variables)
+        else:
+            # app.py reads USAGE_PLANS at import, from the stage as chalice local would give it.
+            os.environ.update(_stage_config(None, engine.url, state_machines).environment_variables)
+        partner_gate, keys_path = start_partner_gate()
         from app import app
 
         server = make_server(
             app, _stage_config(app, engine.url, state_machines, variables), host, port,
             access_key=access_key, secret_key=secret_key, region=region, identities=identities,
+            partner_gate=partner_gate,
         )
         server.webhooks = webhooks
+        server.api_keys_path = keys_path
         if webhooks:
             webhooks.attach(sys.modules["app"])
     except BaseException:
@@ -426,6 +447,11 @@ def main(argv=None) -> int:
         print("Ctrl-C stops everything.", flush=True)
     if server.webhooks:
         print(server.webhooks.banner(), flush=True)
+    if server.api_keys_path:
+        from local.state import shown
+
+        print(f"USAGE_PLANS: every route but /health also needs the header x-api-key: <key of a plan>; the keys "
+              f"(one per plan, kept across restarts) are in {shown(server.api_keys_path)}.", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

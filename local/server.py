@@ -12,6 +12,11 @@ Differences from ``chalice local``, and why:
 * A listen backlog of 1024 instead of socketserver's 5, which resets connections
   when 16+ clients connect at once.
 * No auto-reload (its worker restarts leave orphan processes behind).
+* API Gateway's integration timeout (the stage's API_TIMEOUT_SECONDS): a handler still running
+  then is answered 504 {"message": "Endpoint request timed out"}; the function's own timeout
+  sits one second above it, as `make package` sets it.
+* With USAGE_PLANS, routes that require an API key check x-api-key and each plan's throttle
+  (local/partners.py), after the signature, as API Gateway does.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import base64
 import functools
 import json
 import os
+import threading
 from typing import Any, Dict, Optional, Tuple
 
 from chalice.app import Chalice, IAMAuthorizer
@@ -38,20 +44,38 @@ from chalice.local import (
     ThreadedHTTPServer,
 )
 
+from chalicelib.stepfunctions.budget import function_timeout
+from chalicelib.stepfunctions.settings import api_timeout_seconds
 from local.sigv4 import ALGORITHM, SignatureError, SigV4Verifier
+
+
+class _IntegrationTimeout(LocalGatewayException):
+    CODE = 504
 
 
 class _SigV4Authorizer(LocalGatewayAuthorizer):
     """Verify SigV4 for IAMAuthorizer routes; defer every other authorizer to chalice."""
 
-    def __init__(self, app: Chalice, verifier: SigV4Verifier) -> None:
+    def __init__(self, app: Chalice, verifier: SigV4Verifier, partner_gate=None) -> None:
         super().__init__(app)
         self._verifier = verifier
+        self._partner_gate = partner_gate
 
     def authorize(self, raw_path: str, lambda_event: Dict[str, Any],
                   lambda_context: LambdaContext) -> Tuple[Dict[str, Any], LambdaContext]:
         # API Gateway puts a request id in every event; chalice local leaves it out.
         lambda_event["requestContext"].setdefault("requestId", lambda_context.aws_request_id)
+        lambda_event, lambda_context = self._verify(raw_path, lambda_event, lambda_context)
+        route = self._route_for_event(lambda_event)
+        if self._partner_gate is not None and route is not None and route.api_key_required:
+            from local.partners import local_key_id
+
+            key, plan = self._partner_gate.admit(lambda_event["headers"], lambda_context.aws_request_id)
+            lambda_event["requestContext"]["identity"].update(apiKey=key, apiKeyId=local_key_id(plan))
+        return lambda_event, lambda_context
+
+    def _verify(self, raw_path: str, lambda_event: Dict[str, Any],
+                lambda_context: LambdaContext) -> Tuple[Dict[str, Any], LambdaContext]:
         route = self._route_for_event(lambda_event)
         if route is None or not isinstance(route.authorizer, IAMAuthorizer):
             return self._builtin_authorize(raw_path, lambda_event, lambda_context)
@@ -91,10 +115,17 @@ class _SigV4Authorizer(LocalGatewayAuthorizer):
 class _SigV4Gateway(LocalGateway):
     """chalice's LocalGateway with the SigV4-aware authorizer swapped in."""
 
-    def __init__(self, app: Chalice, config: Config, verifier: SigV4Verifier) -> None:
+    def __init__(self, app: Chalice, config: Config, verifier: SigV4Verifier, partner_gate=None) -> None:
         super().__init__(app, config)
-        self._authorizer = _SigV4Authorizer(app, verifier)
+        self._authorizer = _SigV4Authorizer(app, verifier, partner_gate)
         self._routes = RouteMatcher(list(app.routes))
+        self._integration_timeout = api_timeout_seconds(os.environ)
+
+    def _generate_lambda_context(self) -> LambdaContext:
+        return LambdaContext(
+            function_name=self._config.function_name, memory_size=self._config.lambda_memory_size,
+            max_runtime_ms=function_timeout(self._integration_timeout, self._config.lambda_timeout) * 1000,
+        )
 
     def handle_request(self, method: str, path: str, headers: Dict[str, str], body: Optional[bytes]) -> Dict[str, Any]:
         # API Gateway answers a signed request for a path it has no route for (a typo, or a URL
@@ -106,7 +137,24 @@ class _SigV4Gateway(LocalGateway):
                 {"x-amzn-RequestId": self._generate_lambda_context().aws_request_id,
                  "x-amzn-ErrorType": "MissingAuthenticationTokenException"},
                 b'{"message":"Missing Authentication Token"}')
-        return super().handle_request(method, path, headers, body)
+        outcome: Dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                outcome["response"] = super(_SigV4Gateway, self).handle_request(method, path, headers, body)
+            except BaseException as err:  # handed to the request's thread, which raises it
+                outcome["error"] = err
+
+        # The handler runs on in its thread after the timeout, as a Lambda function would.
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        worker.join(self._integration_timeout)
+        if worker.is_alive():
+            raise _IntegrationTimeout({"x-amzn-ErrorType": "InternalServerErrorException"},
+                                      b'{"message": "Endpoint request timed out"}')
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["response"]
 
     def _has_route(self, path: str) -> bool:
         try:
@@ -138,7 +186,8 @@ class LocalSigV4Server(ThreadedHTTPServer):
 
 def make_server(app: Chalice, stage_config: Config, host: str = "127.0.0.1", port: int = 0,
                 *, access_key: str = "testing", secret_key: str = "testing",
-                region: str = "us-east-1", identities: Optional[dict] = None) -> LocalSigV4Server:
+                region: str = "us-east-1", identities: Optional[dict] = None,
+                partner_gate=None) -> LocalSigV4Server:
     """Return a ready-to-serve threaded HTTP server for a Chalice app with SigV4 enforced."""
     validate_routes(app.routes)
     _make_current_request_thread_local(app)
@@ -147,7 +196,7 @@ def make_server(app: Chalice, stage_config: Config, host: str = "127.0.0.1", por
     # read configuration at request time see the stage's values.
     os.environ.update(stage_config.environment_variables)
     verifier = SigV4Verifier(access_key, secret_key, region, identities=identities)
-    gateway = _SigV4Gateway(app, stage_config, verifier)
+    gateway = _SigV4Gateway(app, stage_config, verifier, partner_gate)
     return LocalSigV4Server((host, port), functools.partial(_RequestHandler, gateway=gateway))
 
 

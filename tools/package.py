@@ -6,6 +6,13 @@
   they are added here: merged into the SAM template, or as a Terraform file beside Chalice's.
 * On stages with "xray": true, `chalice deploy` traces the API Gateway stage but
   `chalice package` only traces the function; the SAM template gets TracingEnabled here.
+* The gateway's own modules go into deployment.zip without their comments (the Lambda never
+  reads them; each file keeps its lines, so tracebacks keep their line numbers). Every module
+  is checked to parse to the same syntax tree as its source, or packaging fails. This keeps
+  the bundle the size it had before chalicelib/ was split into packages (many small files
+  compress worse than a few large ones).
+* API_TIMEOUT_SECONDS and USAGE_PLANS: integration timeouts, the function's timeout, usage
+  plans and API keys are written into the generated template (tools/partners_wiring.py).
 * On stages with WEBHOOKS, failed webhook deliveries need a Lambda on-failure destination,
   which Chalice cannot declare: an SQS queue, the function's EventInvokeConfig and the role's
   sqs:SendMessage come from tools/templates/webhook-failures.{sam,tf}.json (docs/webhooks.md).
@@ -14,12 +21,16 @@
     python -m tools.package --stage prod --pkg-format terraform out/prod-tf
 """
 import argparse
+import ast
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import tokenize
+import zipfile
 from pathlib import Path
 
 from chalicelib.config import config_from_environ
@@ -33,6 +44,10 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 WEBHOOK_FAILURES_SAM = TEMPLATES / "webhook-failures.sam.json"
 WEBHOOK_FAILURES_TERRAFORM = TEMPLATES / "webhook-failures.tf.json"
 WEBHOOK_FAILURES_TERRAFORM_FILE = "webhook_failures.tf.json"
+# The runtime requirements' wheels (pure Python), downloaded once; `chalice package` then
+# installs them from here with no index, so packaging is offline and repeatable.
+WHEELS_DIR = PROJECT_DIR / "build" / "wheels"
+REQUIREMENTS = PROJECT_DIR / "requirements.txt"
 
 
 def _cors_headers(environment: dict) -> dict | None:
@@ -93,6 +108,58 @@ def with_webhook_failures(merge: dict | None, environment: dict) -> dict | None:
     return merge
 
 
+def without_comments(source: str) -> str:
+    """The Python source with its comments removed and every line kept (same line numbers, same code)."""
+    lines = source.splitlines(keepends=True)
+    comments = [token for token in tokenize.generate_tokens(io.StringIO(source).readline)
+                if token.type == tokenize.COMMENT]
+    for token in reversed(comments):
+        (row, start), (_, end) = token.start, token.end
+        line = lines[row - 1]
+        body = line.rstrip("\r\n")
+        lines[row - 1] = (body[:start] + body[end:]).rstrip() + line[len(body):]
+    stripped = "".join(lines)
+    if ast.dump(ast.parse(stripped)) != ast.dump(ast.parse(source)) or stripped.count("\n") != source.count("\n"):
+        raise ValueError("removing comments changed the code")  # never expected: comments are not code
+    return stripped
+
+
+def strip_bundle_comments(bundle: Path) -> None:
+    """Rewrite deployment.zip with the comments of the gateway's own modules (app.py, chalicelib/) removed."""
+    with zipfile.ZipFile(bundle) as original:
+        entries = [(info, original.read(info)) for info in original.infolist()]
+    with zipfile.ZipFile(bundle, "w", zipfile.ZIP_DEFLATED) as rewritten:
+        for info, data in entries:
+            if info.filename == "app.py" or (info.filename.startswith("chalicelib/") and info.filename.endswith(".py")):
+                data = without_comments(data.decode("utf-8")).encode("utf-8")
+            rewritten.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED)
+def _pinned_requirements() -> list:
+    lines = (line.split("#")[0].strip() for line in REQUIREMENTS.read_text().splitlines())
+    return [line for line in lines if line]
+
+
+def offline_wheels(env: dict) -> None:
+    """Point chalice's pip at build/wheels (filled on first use) instead of the package index."""
+    pins = _pinned_requirements()
+    if not pins:
+        return
+    present = {path.name.split("-")[0].lower().replace("_", "-") + "==" + path.name.split("-")[1]
+               for path in WHEELS_DIR.glob("*.whl")}
+    if not all(pin.lower().replace("_", "-") in present for pin in pins):
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps",
+                        "--only-binary=:all:", "--dest", str(WHEELS_DIR), *pins], check=True, timeout=300)
+    env.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(WHEELS_DIR))
+
+
+def _wire_partners(out: Path, pkg_format: str, environment: dict, name_prefix: str) -> None:
+    # Integration timeouts and usage plans live in the generated template itself (tools/partners_wiring.py).
+    from tools.partners_wiring import wire_sam, wire_terraform
+
+    path = out / ("sam.json" if pkg_format == "cloudformation" else "chalice.tf.json")
+    wire = wire_sam if pkg_format == "cloudformation" else wire_terraform
+    path.write_text(json.dumps(wire(json.loads(path.read_text()), environment, name_prefix), indent=2) + "\n")
+
+
 def _chalice() -> str:
     beside = Path(sys.executable).parent / "chalice"
     return str(beside) if beside.exists() else "chalice"
@@ -110,6 +177,7 @@ def package(stage: str, pkg_format: str, out: Path, env: dict | None = None) -> 
     for bytecode in (PROJECT_DIR / "chalicelib").rglob("__pycache__"):
         shutil.rmtree(bytecode, ignore_errors=True)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    offline_wheels(env)
     command = [_chalice(), "package", "--pkg-format", pkg_format, "--stage", stage]
     with tempfile.TemporaryDirectory() as scratch:
         merge = sam_merge_template(environment, xray_enabled(config, stage)) if pkg_format == "cloudformation" else None
@@ -121,6 +189,9 @@ def package(stage: str, pkg_format: str, out: Path, env: dict | None = None) -> 
             command += ["--merge-template", str(merge_file)]
         result = subprocess.run(command + [str(out)], cwd=PROJECT_DIR, env=env, capture_output=True, text=True,
                                 timeout=300)
+    if result.returncode == 0:
+        strip_bundle_comments(Path(out) / "deployment.zip")
+        _wire_partners(Path(out), pkg_format, environment, f"{config.get('app_name', 'sfn-gateway')}-{stage}")
     extra = terraform_extra(environment) if pkg_format == "terraform" else None
     if result.returncode == 0 and extra is not None:
         (out / TERRAFORM_EXTRA_FILE).write_text(json.dumps(extra, indent=2) + "\n")
@@ -170,12 +241,16 @@ def main(argv=None) -> int:
     parser.add_argument("--pkg-format", choices=FORMATS, default="cloudformation")
     parser.add_argument("out", type=Path)
     args = parser.parse_args(argv)
+    from tools.stage_checks import stage_problems
+
     config = load_config()
     try:
-        stage_environment(config, args.stage)
+        problems = stage_problems(config, args.stage, stage_environment(config, args.stage))
     except KeyError as err:
         # One line that lists the stages, not a traceback.
-        print(f"make package: {err.args[0]}", file=sys.stderr)
+        problems = [f"make package: {err.args[0]}"]
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
         return 2
     refusals = deploy_refusals(config, args.stage)
     if refusals:

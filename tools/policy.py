@@ -247,7 +247,14 @@ def main(argv=None, chalice_dir: Path = CHALICE_DIR) -> int:
             print(conflict, file=sys.stderr)
         return 2
     files = [(chalice_dir / JWT_AUTHORIZER_POLICY_FILE, render(jwt_authorizer_policy(config.get("app_name", "sfn-gateway"))))]
+    from tools.stage_checks import stage_problems
+
     for stage in stages:
+        known = stage in config.get("stages", {})
+        problems = stage_problems(config, stage, stage_environment(config, stage)) if known else []
+        if problems:
+            print("\n".join(problems), file=sys.stderr)
+            return 2
         try:
             files.append((policy_path(stage, chalice_dir), render(policy_for_stage(config, stage))))
             webhook_policy = webhook_policy_for_stage(config, stage)

@@ -13,6 +13,7 @@ from chalicelib.errors import (
     ExecutionNotRedrivable,
     GatewayError,
     GatewayMisconfigured,
+    InputSchemaViolation,
     InputTooLarge,
     InvalidArn,
     InvalidExecutionInput,
@@ -35,6 +36,7 @@ from chalicelib.errors import (
 # Domain error -> (HTTP status, Retry-After seconds or None).
 _HTTP_STATUS = {
     ValidationError: (400, None),
+    InputSchemaViolation: (400, None),
     InvalidArn: (400, None),
     InvalidName: (400, None),
     InvalidExecutionInput: (400, None),
@@ -69,8 +71,11 @@ def error_response(err: GatewayError) -> Response:
     """Render a domain error as Chalice's error shape with its HTTP status."""
     status, retry_after = _HTTP_STATUS[type(err)]
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    body = {"Code": type(err).__name__, "Message": str(err)}
+    if isinstance(err, InputSchemaViolation):
+        body["Errors"] = err.errors
     return Response(
-        body={"Code": type(err).__name__, "Message": str(err)},
+        body=body,
         status_code=status,
         headers=headers,
     )

@@ -1,4 +1,5 @@
 """What routes read from a request: validated query and body, the caller, the trace header."""
+import functools
 import os
 
 from chalicelib.auth.identity import current_caller
@@ -8,15 +9,25 @@ from chalicelib.validation import (
     choose_execution_name,
     parse_body,
     parse_query,
+    wait_query,
 )
 
 # StartExecution's traceHeader: at most 256 ASCII characters.
 _MAX_TRACE_HEADER = 256
+# One rule per stage setting, built once.
+_wait_rules = functools.cache(wait_query)
 
 
 def query(request, rules: dict = NO_QUERY) -> dict:
     """The validated query string; unknown parameters are refused on every route."""
     return parse_query(request.query_params, rules)
+
+
+def stage_wait_query() -> dict:
+    """The ?wait= rule for this stage: up to its API_TIMEOUT_SECONDS minus the margin."""
+    from chalicelib.config import get_config
+
+    return _wait_rules(get_config().max_wait_seconds)
 
 
 def body(request, rules: dict, query_rules: dict = NO_QUERY) -> dict:

@@ -2,8 +2,13 @@
 import contextvars
 import time
 
-# API Gateway ends every REST integration after 29 s, whatever the Lambda timeout says.
+# API Gateway ends every REST integration after 29 s by default, whatever the Lambda timeout
+# says; Regional APIs may raise it up to 300 s (a quota increase past 29 s): API_TIMEOUT_SECONDS.
 API_GATEWAY_TIMEOUT_SECONDS = 29
+MAX_API_TIMEOUT_SECONDS = 300
+# ?wait= may poll for the stage's timeout minus this: room for the start, the last describe
+# (connect 2 s + a short read), a cold start and API Gateway's own hop.
+WAIT_MARGIN_SECONDS = 4
 # Left for what happens outside the handler's own calls: API Gateway's hop, a cold
 # start's init (counted by API Gateway, not by the Lambda context) and writing the answer.
 SAFETY_MARGIN_SECONDS = 1.5
@@ -23,9 +28,19 @@ class Budget:
         return self.deadline - self._clock()
 
 
-def start(lambda_context, clock=time.monotonic) -> Budget:
-    """Open this request's budget from the Lambda context's remaining time."""
-    seconds = API_GATEWAY_TIMEOUT_SECONDS
+def function_timeout(api_timeout_seconds: int, configured: int | None) -> int:
+    """The API function's timeout: above the integration timeout, and never below the stage's own setting."""
+    return max(configured or 0, api_timeout_seconds + 1)
+
+
+def max_wait_seconds(api_timeout_seconds: int) -> int:
+    """The longest ?wait= a stage with this integration timeout accepts."""
+    return max(0, api_timeout_seconds - WAIT_MARGIN_SECONDS)
+
+
+def start(lambda_context, clock=time.monotonic, api_timeout_seconds: float = API_GATEWAY_TIMEOUT_SECONDS) -> Budget:
+    """Open this request's budget from the stage's integration timeout and the Lambda context's remaining time."""
+    seconds = api_timeout_seconds
     remaining_ms = getattr(lambda_context, "get_remaining_time_in_millis", None)
     if remaining_ms is not None:
         seconds = min(seconds, remaining_ms() / 1000)

@@ -1,6 +1,7 @@
 """The allow-list, and the one owner of Step Functions' ARN formats."""
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 from chalicelib.errors import InvalidArn, StateMachineNotFound, StateMachineTypeNotSupported
 from chalicelib.validation import NAME_PATTERN
@@ -33,6 +34,14 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
     return unqualified_arn(state_machine_arn).replace(":stateMachine:", ":execution:", 1) + ":" + name
 
 
+def unquote_arn(raw: str) -> str:
+    """An ARN from a request path, URL-decoded exactly as urllib.parse.unquote decodes it."""
+    # Clients escape an ARN's colons as %3A and nothing else: that case is a replace, not
+    # unquote's byte-by-byte decoding. Any other escape left over goes through unquote.
+    decoded = raw.replace("%3A", ":").replace("%3a", ":")
+    return decoded if "%" not in decoded else unquote(raw)
+
+
 @dataclass(frozen=True)
 class StateMachine:
     """One allow-listed state machine, version or alias."""
@@ -43,6 +52,8 @@ class StateMachine:
     pass_caller_context: bool = False
     kms_key_arn: str | None = None
     owner_only: bool = False
+    # chalicelib.stepfunctions.input_schemas.InputSchema, or None: any JSON input is passed on.
+    input_schema: object = field(default=None, compare=False, repr=False)
 
     @property
     def is_express(self) -> bool:
@@ -55,6 +66,11 @@ class StateMachine:
     @property
     def qualifier(self) -> str | None:
         return STATE_MACHINE_ARN.match(self.arn).group("qualifier")
+
+    def check_input(self, execution_input) -> None:
+        """Raise InputSchemaViolation when the input breaks this machine's input schema (if it has one)."""
+        if self.input_schema is not None:
+            self.input_schema.check(self.name, execution_input)
 
     def summary(self) -> dict:
         """The public description used in listings."""
@@ -74,6 +90,8 @@ class StateMachineRegistry:
         for machine in sorted(machines, key=lambda m: m.qualifier is not None):
             self._by_execution_owner.setdefault(machine.unqualified_arn, machine)
             self._entries_by_owner.setdefault(machine.unqualified_arn, []).append(machine)
+        # Known once: stages where no machine is owner-only skip the access checks per request.
+        self.has_owner_only = any(machine.owner_only for machine in machines)
 
     def __iter__(self):
         return iter(self._by_name.values())
@@ -105,8 +123,8 @@ class StateMachineRegistry:
                 f"{execution_arn!r} is not an execution ARN; expected "
                 "arn:aws:states:<region>:<account>:execution:<stateMachine>:<name>."
             )
-        parts = match.groupdict()
-        owner = "arn:{partition}:states:{region}:{account}:stateMachine:{state_machine}".format(**parts)
+        partition, region, account, state_machine = match.group("partition", "region", "account", "state_machine")
+        owner = f"arn:{partition}:states:{region}:{account}:stateMachine:{state_machine}"
         machine = self._by_execution_owner.get(owner)
         if machine is None:
             raise StateMachineNotFound(

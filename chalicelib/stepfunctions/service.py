@@ -18,7 +18,7 @@ from chalicelib.errors import (
 from chalicelib.serialization import dumps, to_json_ready
 from chalicelib.stepfunctions.backend_errors import LOG, translate_backend_error
 from chalicelib.stepfunctions.budget import Budget
-from chalicelib.stepfunctions.registry import StateMachine, execution_arn
+from chalicelib.stepfunctions.registry import StateMachine, execution_arn, unquote_arn
 from chalicelib.stepfunctions.retry import retry_delay
 from chalicelib.validation import MAX_RESPONSE_BYTES, serialize_payload
 
@@ -134,7 +134,7 @@ class StepFunctionsGateway:
     def _execution(self, raw_arn: str) -> tuple[str, StateMachine]:
         # Path parameters arrive URL-encoded (%3A) or raw; names cannot contain
         # "%", so decoding is safe either way.
-        arn = unquote(raw_arn)
+        arn = unquote_arn(raw_arn)
         return arn, self._registry.for_execution(arn)
 
     def list_state_machines(self) -> dict:
@@ -152,6 +152,7 @@ class StepFunctionsGateway:
             "status": described.get("status"),
             "creationDate": described.get("creationDate"),
             "definition": described.get("definition"),
+            **({"inputSchema": machine.input_schema.schema} if machine.input_schema is not None else {}),
         }
 
     def start_execution(self, state_machine: str, execution_input, name: str, caller: dict | None = None,
@@ -161,6 +162,7 @@ class StepFunctionsGateway:
         # Express executions have no name idempotency and no records to read back:
         # a 201 here would invite retries that run the workflow again.
         _require_standard(machine, "POST /executions")
+        machine.check_input(execution_input)
         try:
             started = self._call(
                 "start_execution",
@@ -207,6 +209,7 @@ class StepFunctionsGateway:
                 f"Synchronous runs need an EXPRESS state machine; {machine.name!r} is STANDARD. "
                 "Use POST /executions?wait=N instead."
             )
+        machine.check_input(execution_input)
         result = to_json_ready(self._call(
             "start_sync_execution",
             read_timeout=self._config.sync_read_timeout,
@@ -244,7 +247,8 @@ class StepFunctionsGateway:
         """DescribeExecution, with input and output as JSON values."""
         arn, machine = self._execution(raw_arn)
         described = to_json_ready(self._call("describe_execution", executionArn=arn))
-        return {**described, "stateMachine": machine.name}
+        described["stateMachine"] = machine.name  # to_json_ready made a new dict: no copy needed
+        return described
 
     def wait_for_execution(self, raw_arn: str, seconds: int, known: dict | None = None) -> tuple[bool, dict]:
         """Poll DescribeExecution until the execution ends, seconds pass or the budget runs low; (ended, description)."""

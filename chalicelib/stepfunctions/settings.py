@@ -1,12 +1,13 @@
-"""STATE_MACHINES, the stage's allow-list: parsed and checked here, next to the registry it builds."""
+"""STATE_MACHINES (the stage's allow-list, with input schemas) and API_TIMEOUT_SECONDS: parsed and checked here."""
 import json
 
 from chalicelib.setting_rules import fail as _fail
 from chalicelib.setting_rules import require_object as _require_object
+from chalicelib.stepfunctions.budget import API_GATEWAY_TIMEOUT_SECONDS, MAX_API_TIMEOUT_SECONDS
 from chalicelib.stepfunctions.registry import KMS_KEY_ARN, STATE_MACHINE_ARN, StateMachine, StateMachineRegistry
 
 _STATE_MACHINE_TYPES = ("STANDARD", "EXPRESS")
-_STATE_MACHINE_KEYS = {"arn", "type", "passCallerContext", "kmsKeyArn", "ownerOnly"}
+_STATE_MACHINE_KEYS = {"arn", "type", "passCallerContext", "kmsKeyArn", "ownerOnly", "inputSchema"}
 
 
 def _parse_state_machine(name: str, entry: object) -> StateMachine:
@@ -40,8 +41,33 @@ def _parse_state_machine(name: str, entry: object) -> StateMachine:
         )
     return StateMachine(
         name=name, arn=arn, type=sm_type, pass_caller_context=pass_caller, kms_key_arn=kms_key_arn,
-        owner_only=owner_only,
+        owner_only=owner_only, input_schema=_input_schema(name, entry),
     )
+
+
+def _input_schema(name: str, entry: dict):
+    if "inputSchema" not in entry:
+        return None
+    # Only stages with input schemas import (and pay for) the validator.
+    from chalicelib.stepfunctions.input_schemas import InputSchema, InvalidInputSchema
+
+    try:
+        return InputSchema(entry["inputSchema"])
+    except InvalidInputSchema as err:
+        reason = " ".join(str(err).split())
+        raise _fail(f'STATE_MACHINES["{name}"].inputSchema {reason}.') from None
+
+
+def api_timeout_seconds(environ) -> int:
+    """API_TIMEOUT_SECONDS: whole seconds from 1 to 300 (default 29)."""
+    raw = environ.get("API_TIMEOUT_SECONDS")
+    if raw in (None, ""):
+        return API_GATEWAY_TIMEOUT_SECONDS
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_API_TIMEOUT_SECONDS:
+        raise _fail(f"API_TIMEOUT_SECONDS must be a whole number of seconds from 1 to {MAX_API_TIMEOUT_SECONDS} "
+                    f"(API Gateway's integration timeout; above {API_GATEWAY_TIMEOUT_SECONDS} needs a Regional API "
+                    f"and a quota increase), got {raw!r}.")
+    return int(raw)
 
 
 def parse_state_machines(raw: str | None) -> StateMachineRegistry:

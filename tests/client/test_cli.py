@@ -363,3 +363,27 @@ def _read_all(fd):
         chunks.append(chunk)
     os.close(fd)
     return b"".join(chunks).decode()
+
+
+def test_api_key_option_and_environment_send_x_api_key(cli):
+    recorder = RecordingServer({"stateMachines": []})
+    try:
+        assert cli("--api-key", "key-option", "machines", url=recorder.url)[0] == 0
+        assert cli("machines", url=recorder.url, SFN_GATEWAY_API_KEY="key-env")[0] == 0
+        assert cli("machines", "--api-key", "key-after", url=recorder.url, SFN_GATEWAY_API_KEY="key-env")[0] == 0
+    finally:
+        recorder.stop()
+    assert [request["headers"]["x-api-key"] for request in recorder.requests] == ["key-option", "key-env", "key-after"]
+
+
+def test_machines_with_a_name_prints_its_input_schema_in_text_output(cli):
+    code, out, _ = cli("machines", "slow", "--output", "text")
+    assert code == 0
+    schema = json.loads(out.split("input schema:\n", 1)[1])
+    assert schema["properties"]["seconds"] == {"type": "integer", "minimum": 0, "maximum": 86400}
+
+
+def test_a_schema_violation_prints_each_pointer_and_exits_3(cli):
+    code, _, err = cli("start", "slow", "--input", '{"seconds": "ten"}')
+    assert code == 3
+    assert "InputSchemaViolation (400)" in err and "  /seconds: must be integer" in err

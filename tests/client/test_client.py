@@ -415,3 +415,19 @@ def test_the_gateways_access_denied_and_api_gateways_refusal_raise_the_same_clas
     refused = error_from_response(401, {"message": "Unauthorized"})
     assert type(ruled) is type(refused) is sgc.AccessDenied
     assert (ruled.status, ruled.code, refused.code) == (403, "AccessDenied", None)
+
+
+def test_an_api_key_is_sent_as_x_api_key_beside_the_signature(signing_env, recorder):
+    Gateway(recorder.url, api_key="partner-key-1").state_machines()
+    headers = recorder.requests[-1]["headers"]
+    assert headers["x-api-key"] == "partner-key-1"
+    assert headers["Authorization"].startswith("AWS4-HMAC-SHA256 ")
+    Gateway(recorder.url).state_machines()
+    assert "x-api-key" not in recorder.requests[-1]["headers"]
+
+
+def test_an_input_schema_violation_raises_with_every_violation(gateway):
+    with pytest.raises(sgc.InputSchemaViolation) as caught:
+        gateway.start("slow", {"seconds": -1})
+    assert isinstance(caught.value, sgc.ValidationError) and caught.value.status == 400
+    assert caught.value.errors == [{"pointer": "/seconds", "message": "must be bigger than or equal to 0"}]

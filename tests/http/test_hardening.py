@@ -367,6 +367,24 @@ def test_metrics_off_leaves_a_plain_access_line(make_client, stub, caplog):
     assert "_aws" not in line and line["status"] == 200
 
 
+def test_the_access_line_is_exactly_what_json_dumps_writes_for_its_record(make_client, stub, caplog):
+    # The line is put together from parts (its "_aws" member is encoded once per container):
+    # it must still be byte for byte json.dumps(record) with "_aws" last, as it was before.
+    stub.add_response("start_execution", {"executionArn": execution_arn(name="n"), "startDate": STARTED})
+    with make_client(METRICS_NAMESPACE="Team/Orders#1:x") as client, \
+            caplog.at_level("INFO", logger="sfn_gateway.access"):
+        post_json(client, "/executions", {"stateMachine": "orders", "name": "n"})
+        post_json(client, "/executions", {"stateMachine": "caf\u00e9"})
+    texts = [record.getMessage() for record in caplog.records if record.name == "sfn_gateway.access"]
+    assert len(texts) == 2
+    for text in texts:
+        line = json.loads(text)
+        assert json.dumps(line) == text
+        assert list(line)[-1] == "_aws" and list(line["_aws"]) == ["Timestamp", "CloudWatchMetrics"]
+        assert line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Team/Orders#1:x"
+    assert json.loads(texts[1])["errorCode"] == "StateMachineNotFound"
+
+
 # --- 17. Messages say what to do ------------------------------------------------------------
 
 

@@ -124,7 +124,7 @@ def test_start_with_wait_on_a_step_functions_taking_5_s_per_call_returns_202_not
     clock = FakeClock()
     slow = SlowStepFunctions(clock)
     open_budget = budget.start
-    monkeypatch.setattr(budget, "start", lambda context: open_budget(context, clock.time))
+    monkeypatch.setattr(budget, "start", lambda context, **options: open_budget(context, clock.time, **options))
     monkeypatch.setattr(factory, "get_gateway", lambda: StepFunctionsGateway(
         slow.for_read_timeout, get_config(), budget.current(), clock=clock.time, sleep=clock.sleep))
     with make_client() as client:

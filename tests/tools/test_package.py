@@ -1,13 +1,18 @@
 """`chalice package` (SAM and Terraform) for every stage, offline: lint, auth, policy, bundle size."""
+import ast
+import inspect
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+import tokenize
 import zipfile
 from pathlib import Path
 
+import chalice.app
 import pytest
 
 from app import app
@@ -253,6 +258,45 @@ def test_deployment_zip_is_small_and_bundles_no_sdk_or_dev_code(packages, stage)
     assert size <= MAX_BUNDLE_BYTES
 
 
+def test_without_comments_removes_comments_and_keeps_every_line_and_all_code():
+    source = (
+        '"""Docstring # not a comment."""\n'
+        "# a whole-line comment\n"
+        "x = '#not' + \"# nor this\"  # trailing comment\n"
+        "y = f\"{x}#{x!r}\"\t# tab before\n"
+        "    \n"
+        "z = (1,  # inside brackets\n"
+        "     2)\r\n"
+        "s = '''\n# inside a string\n'''\n"
+    )
+    assert packaging.without_comments(source) == (
+        '"""Docstring # not a comment."""\n'
+        "\n"
+        "x = '#not' + \"# nor this\"\n"
+        "y = f\"{x}#{x!r}\"\n"
+        "    \n"
+        "z = (1,\n"
+        "     2)\r\n"
+        "s = '''\n# inside a string\n'''\n"
+    )
+
+
+def test_bundled_modules_are_the_sources_less_their_comments(packages):
+    # The Lambda runs what is in the zip: the same code, line for line, as the repository's files.
+    with zipfile.ZipFile(packages["prod"]["cloudformation"] / "deployment.zip") as bundle:
+        ours = [name for name in bundle.namelist() if name == "app.py" or name.startswith("chalicelib/")]
+        assert sorted(ours) == sorted(str(path.relative_to(PROJECT_DIR)) for path in
+                                      [PROJECT_DIR / "app.py", *(PROJECT_DIR / "chalicelib").rglob("*.py")])
+        for name in ours:
+            shipped, source = bundle.read(name).decode(), (PROJECT_DIR / name).read_text()
+            assert ast.dump(ast.parse(shipped)) == ast.dump(ast.parse(source)), name
+            assert shipped.count("\n") == source.count("\n"), name
+            assert not [token for token in tokenize.generate_tokens(io.StringIO(shipped).readline)
+                        if token.type == tokenize.COMMENT], name
+        # Chalice's own runtime is shipped as Chalice wrote it.
+        assert bundle.read("chalice/app.py") == Path(inspect.getfile(chalice.app)).read_bytes()
+
+
 # --- identity modes (issue 10): one example stage per AUTH_MODE, packaged from a copy of the project ---
 
 IDENTITY_STAGES = json.loads((PROJECT_DIR / "docs" / "identity-stages.json").read_text())
@@ -276,9 +320,11 @@ def mode_packages(tmp_path_factory):
         built[mode] = {}
         for pkg_format in FORMATS:
             out = tmp_path_factory.mktemp(f"{mode}-{pkg_format}")
+            env = {**_offline_environment(), "PYTHONDONTWRITEBYTECODE": "1"}
+            # requirements.txt's wheels from build/wheels, as `make package` installs them: no index.
+            packaging.offline_wheels(env)
             result = subprocess.run([_tool("chalice"), "package", "--pkg-format", pkg_format, "--stage", stage, str(out)],
-                                    cwd=project, capture_output=True, text=True, timeout=120,
-                                    env={**_offline_environment(), "PYTHONDONTWRITEBYTECODE": "1"})
+                                    cwd=project, capture_output=True, text=True, timeout=120, env=env)
             assert result.returncode == 0, f"chalice package {pkg_format} {stage} failed:\n{result.stderr}"
             built[mode][pkg_format] = out
     return built
@@ -342,9 +388,11 @@ def test_jwt_mode_has_the_authorizer_function_its_invoke_permission_and_the_ttl(
     functions = _functions(template)
     assert sorted(functions) == ["APIHandler", "JwtAuthorizer"]
     authorizer = functions["JwtAuthorizer"]["Properties"]
-    # The layer (PyJWT + cryptography) goes to the authorizer only; the API function stays lean.
-    assert (authorizer["Handler"], authorizer["Layers"]) == ("chalicelib.auth.identity.jwt_authorizer", [JWT_LAYER_ARN])
-    assert "Layers" not in functions["APIHandler"]["Properties"]
+    # The layer (PyJWT + cryptography) goes to the authorizer only; the API function stays lean. Every function
+    # also gets Chalice's managed layer of requirements.txt (fastjsonschema, issue 21: "automatic_layer").
+    assert (authorizer["Handler"], authorizer["Layers"]) == (
+        "chalicelib.auth.identity.jwt_authorizer", [{"Ref": "ManagedLayer"}, JWT_LAYER_ARN])
+    assert functions["APIHandler"]["Properties"]["Layers"] == [{"Ref": "ManagedLayer"}]
     [permission] = [r["Properties"] for r in template["Resources"].values()
                     if r["Type"] == "AWS::Lambda::Permission" and r["Properties"]["FunctionName"] == {"Fn::GetAtt": ["JwtAuthorizer", "Arn"]}]
     assert (permission["Principal"], permission["Action"]) == ("apigateway.amazonaws.com", "lambda:InvokeFunction")
@@ -354,8 +402,9 @@ def test_jwt_mode_has_the_authorizer_function_its_invoke_permission_and_the_ttl(
     assert {a for s in policy_doc["PolicyDocument"]["Statement"] for a in s["Action"]} == {
         "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
     terraform = _terraform(mode_packages, "jwt")["resource"]
-    assert terraform["aws_lambda_function"]["jwt_authorizer"]["layers"] == [JWT_LAYER_ARN]
-    assert "layers" not in terraform["aws_lambda_function"]["api_handler"]
+    managed = "${aws_lambda_layer_version.managed-layer.arn}"
+    assert terraform["aws_lambda_function"]["jwt_authorizer"]["layers"] == [managed, JWT_LAYER_ARN]
+    assert terraform["aws_lambda_function"]["api_handler"]["layers"] == [managed]
     assert any(p["function_name"] == "${aws_lambda_function.jwt_authorizer.arn}" for p in terraform["aws_lambda_permission"].values())
 
 

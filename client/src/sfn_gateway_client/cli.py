@@ -40,6 +40,8 @@ def _add_connection_options(parser: argparse.ArgumentParser, defaults: bool) -> 
                        help="region to sign for (default: from an execute-api URL, else the standard chain)")
     group.add_argument("--token", default=value(os.environ.get("SFN_GATEWAY_TOKEN")),
                        help="send `Authorization: Bearer TOKEN` instead of SigV4 (default: $SFN_GATEWAY_TOKEN)")
+    group.add_argument("--api-key", default=value(os.environ.get("SFN_GATEWAY_API_KEY")),
+                       help="send `x-api-key: KEY` on stages with usage plans (default: $SFN_GATEWAY_API_KEY)")
     group.add_argument("--output", choices=("json", "text"), default=value(None),
                        help="json (default when stdout is not a terminal) or text")
 
@@ -243,8 +245,10 @@ def _outcome(description: Dict[str, Any]) -> int:
 def _machines(gateway: Gateway, args, out: Output) -> int:
     if args.name:
         described = gateway.describe_state_machine(args.name)
+        schema = described.get("inputSchema")
         out.document(described, _fields(described, ("name", "type", "status", "stateMachineArn", "creationDate"))
-                     + "\ndefinition:\n" + json.dumps(described.get("definition"), indent=2))
+                     + "\ndefinition:\n" + json.dumps(described.get("definition"), indent=2)
+                     + ("\ninput schema:\n" + json.dumps(schema, indent=2) if schema is not None else ""))
         return EXIT_OK
     machines = gateway.state_machines()
     rows = [["NAME", "TYPE", "ARN"]] + [[m["name"], m["type"], m["stateMachineArn"]] for m in machines]
@@ -354,7 +358,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not args.url:
         parser.error("no gateway URL: pass --url or set SFN_GATEWAY_URL")
     try:
-        gateway = Gateway(args.url, region=args.region, profile=args.profile, token=args.token)
+        gateway = Gateway(args.url, region=args.region, profile=args.profile, token=args.token, api_key=args.api_key)
         with gateway:
             return COMMANDS[args.command](gateway, args, Output(args.output))
     except (ConfigurationError, UsageError) as err:
@@ -363,9 +367,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ApiError as err:
         code = f"{err.code} ({err.status})" if err.code else f"HTTP {err.status}"
         print(f"sfn-gateway: {code}: {err.message}", file=sys.stderr)
+        for violation in getattr(err, "errors", []):
+            print(f"  {violation.get('pointer') or '(the input)'}: {violation.get('message')}", file=sys.stderr)
         if err.status == 403 and err.message == MISSING_ROUTE_MESSAGE:
             print(f"sfn-gateway: hint: no route answers at {args.url}: check the URL and its stage path "
                   "(e.g. https://<api-id>.execute-api.<region>.amazonaws.com/api)", file=sys.stderr)
+        if err.status == 403 and err.message == "Forbidden":
+            # API Gateway's answer to a missing or unknown x-api-key on stages with usage plans.
+            print("sfn-gateway: hint: this stage may want an API key: --api-key KEY or SFN_GATEWAY_API_KEY",
+                  file=sys.stderr)
         return EXIT_API_ERROR
     except GatewayUnreachable as err:
         print(f"sfn-gateway: {err}", file=sys.stderr)

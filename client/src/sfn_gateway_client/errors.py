@@ -50,6 +50,12 @@ class ValidationError(ApiError):
     """400: the request is malformed (bad JSON, wrong type, unknown field or query parameter)."""
 
 
+class InputSchemaViolation(ValidationError):
+    """400: the input breaks the state machine's input schema; `errors` lists each `{"pointer", "message"}`."""
+
+    errors: list = []
+
+
 class InvalidArn(ApiError):
     """400: an ARN in the request is malformed."""
 
@@ -158,7 +164,7 @@ class BackendTimeout(ApiError):
 ERROR_CLASSES: Dict[str, Type[ApiError]] = {
     cls.__name__: cls
     for cls in (
-        ValidationError, InvalidArn, InvalidName, InvalidExecutionInput, InvalidToken, InvalidOutput,
+        ValidationError, InputSchemaViolation, InvalidArn, InvalidName, InvalidExecutionInput, InvalidToken, InvalidOutput,
         StateMachineTypeNotSupported, StateMachineNotFound, ExecutionNotFound, TaskNotFound,
         TaskRoutesDisabled, ExecutionAlreadyExists, ExecutionNotRedrivable, TaskTimedOut, InputTooLarge,
         UnsupportedMediaType, Throttled, GatewayMisconfigured, InternalServerError, NotImplementedByBackend,
@@ -173,7 +179,10 @@ def error_from_response(status: int, body, retry_after: Optional[float] = None) 
     if isinstance(body, dict) and isinstance(body.get("Code"), str):
         code = body["Code"]
         message = str(body.get("Message") or "")
-        return ERROR_CLASSES.get(code, UnknownApiError)(status, code, message, retry_after)
+        error = ERROR_CLASSES.get(code, UnknownApiError)(status, code, message, retry_after)
+        if isinstance(error, InputSchemaViolation) and isinstance(body.get("Errors"), list):
+            error.errors = body["Errors"]
+        return error
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         cls = AccessDenied if status in (401, 403) else ApiGatewayError
         return cls(status, None, body["message"], retry_after)

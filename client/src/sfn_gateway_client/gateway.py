@@ -65,6 +65,7 @@ class Gateway:
         region: Optional[str] = None,
         profile: Optional[str] = None,
         token: Optional[str] = None,
+        api_key: Optional[str] = None,
         timeout: float = 30.0,
         max_attempts: int = 5,
         max_retry_wait: float = 30.0,
@@ -78,6 +79,8 @@ class Gateway:
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._base_path = parts.path.rstrip("/")
         self._token = token
+        # A partner's key on stages with usage plans (API Gateway reads the x-api-key header).
+        self._api_key = api_key
         self._region = region or region_from_url(url)
         self._profile = profile
         self._credentials = None
@@ -299,6 +302,8 @@ class Gateway:
         while True:
             attempt += 1
             request_headers = {"Accept": "application/json", "User-Agent": _USER_AGENT, **(headers or {})}
+            if self._api_key:
+                request_headers["x-api-key"] = self._api_key
             if data is not None:
                 request_headers["Content-Type"] = "application/json"
             if sign:
