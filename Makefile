@@ -36,14 +36,14 @@ package-check: $(STAMP)
 	$(VENV)/bin/python -m tools.policy --all --check
 	$(VENV)/bin/python -m pytest tests/tools/test_policy.py tests/tools/test_package.py tests/http/test_openapi.py
 
-# All benchmarks (bench/*.py, each in its own process) and one table of results; takes several minutes.
+# All benchmarks (bench/*.py, each in its own process) and one table of results, written into docs/benchmarks.md; takes several minutes.
 .PHONY: bench
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench.run_all
 
 # `make parity`: one scripted scenario through the gateway against the local engine and against
 # LocalStack's Step Functions (pinned in requirements-parity.txt; Python 3.13; its own .venv-parity/),
-# then a table of their differences, each a known fault, explained, or NEW (exit 1). Skipped with
+# then a table of their differences (written into docs/parity.md), each a known fault, explained, or NEW (exit 1). Skipped with
 # exit 0 when Python 3.13 or LocalStack is unavailable. A dev tool: not part of `make test`.
 # The first python3.13 that runs (a pyenv shim for a version not selected does not).
 PARITY_PYTHON ?= $(shell for p in python3.13 $(HOME)/.pyenv/versions/3.13*/bin/python3.13; do \

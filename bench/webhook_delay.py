@@ -4,7 +4,7 @@ import statistics
 import time
 
 from local.receiver import Receiver
-from tests.test_webhooks_end_to_end import WebhookStack, webhooks_for
+from tests.webhooks.test_webhooks_end_to_end import WebhookStack, webhooks_for
 
 RUNS = 30
 

@@ -24,7 +24,8 @@ class JsonNumber(Decimal):
 
 
 def _reject_constant(name):
-    raise JsonValueError(f"{name} is not valid JSON")
+    # Python's json module accepts NaN and Infinity; JSON (RFC 8259) and Step Functions do not.
+    raise JsonValueError(f"{name} is not a JSON value")
 
 
 # Built once: json.loads and json.dumps build a new decoder or encoder on every call given options.

@@ -176,7 +176,7 @@ def parse_body(raw: bytes | None, rules: dict) -> dict:
     except RecursionError as err:
         raise ValidationError("The request body is nested too deeply.") from err
     except JsonValueError as err:
-        raise ValidationError(f"The request body contains {err}.") from err
+        raise ValidationError(f"The request body is not valid JSON: {err}; send a number, a string or null.") from err
     except ValueError as err:
         raise ValidationError(f"The request body is not valid JSON: {err}.") from err
     if not isinstance(document, dict):

@@ -24,6 +24,7 @@ from botocore.credentials import Credentials
 from requests_aws4auth import AWS4Auth
 
 from chalicelib.serialization import loads as exact_loads
+from tests.demo_workflows import DEMO_MACHINES, demo_machines_in
 from tests.openapi_schemas import validate_response
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -261,7 +262,7 @@ def test_tampered_body_is_rejected_and_starts_nothing(stack):
 def test_requests_aws4auth_client_works(stack):
     response = requests.get(f"{stack.url}/state-machines", auth=AWS4Auth(ACCESS_KEY, SECRET_KEY, REGION, "execute-api"), timeout=5)
     assert response.status_code == 200
-    assert {machine["name"] for machine in response.json()["stateMachines"]} == {"hello", "slow", "approval", "deadline", "echo-express"}
+    assert demo_machines_in(response.json()["stateMachines"]) == DEMO_MACHINES
 
 
 def test_curl_aws_sigv4_starts_hello_and_reads_it_back(stack):

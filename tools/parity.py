@@ -6,11 +6,13 @@ configuration is process-wide) and gets the same calls. Answers are normalised (
 error messages differ by nature) and compared field by field. Every difference is marked as a
 known LocalStack fault, a known and explained difference, or NEW: a NEW one is the next gap to
 look at (exit status 1). Without Python 3.13 / LocalStack the check is skipped (exit status 0).
+A run writes its report into docs/parity.md (its generated section), the one place the docs take it from.
 Dev-only: never packaged, not part of `make test`.
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import fnmatch
 import json
 import os
@@ -26,8 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from tools.doc_sections import write_section
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 LOCALSTACK_VENV = PROJECT_DIR / ".venv-parity"
+PARITY_PAGE = PROJECT_DIR / "docs" / "parity.md"
+SECTION = "parity"
 LOCALSTACK_SERIES = "4.14."
 # LocalStack takes the account from a 12-digit access key: with moto's default account both
 # engines hand out the same ARNs, so they compare as they are.
@@ -482,8 +488,22 @@ class LocalStack:
         self.process = None
 
 
+def report(calls: int, rows: list[dict], wording: list[str]) -> str:
+    """What a run found: the count of calls alike and different, the table, and the reasons behind it."""
+    new = sum(1 for row in rows if row["verdict"] == "NEW")
+    steps = len({row["step"] for row in rows})
+    same = calls - steps - len(wording)
+    parts = [f"{calls} calls: {same} answered alike, {len(wording)} alike but for the error message's "
+             f"wording, {steps} differ ({new} NEW differences)."]
+    if rows:
+        parts += [format_table(rows), "Known differences:\n" + (explanations(rows) or "- none")]
+    if wording:
+        parts.append("Same status and code, own wording of the message: " + ", ".join(wording))
+    return "\n\n".join(parts) + "\n"
+
+
 def main(argv=None) -> int:
-    """Run the scenario against both engines and print the table of differences."""
+    """Run the scenario against both engines, print the table of differences and write it into docs/parity.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--localstack-python", default=str(LOCALSTACK_VENV / "bin" / "python"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("LOCALSTACK_PORT", 0)))
@@ -510,17 +530,12 @@ def main(argv=None) -> int:
     ours = _side(None)
     rows, wording = wording_only(diff_records(ours, theirs))
     rows = summarize(rows)
-    new = sum(1 for row in rows if row["verdict"] == "NEW")
-    steps = len({r["step"] for r in rows})
-    same = len(ours) - steps - len(wording)
-    print(f"\n{len(ours)} calls: {same} answered alike, {len(wording)} alike but for the error message's "
-          f"wording, {steps} differ ({new} NEW differences).\n")
-    if rows:
-        print(format_table(rows))
-        print("\nKnown differences:\n" + (explanations(rows) or "- none"))
-    if wording:
-        print("\nSame status and code, own wording of the message: " + ", ".join(wording))
-    return 1 if new else 0
+    found = report(len(ours), rows, wording)
+    print("\n" + found)
+    when = datetime.datetime.now(datetime.timezone.utc)
+    write_section(PARITY_PAGE, SECTION, f"Run {when:%Y-%m-%d %H:%M} UTC against LocalStack {version}.\n\n{found}")
+    print(f"Written to {PARITY_PAGE.relative_to(PROJECT_DIR)}.")
+    return 1 if any(row["verdict"] == "NEW" for row in rows) else 0
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """Generate each stage's least-privilege IAM policy from its STATE_MACHINES allow-list.
 
 Chalice's automatic policy reads app.py only, so it misses the Step Functions calls made
-in chalicelib/ and would grant them on Resource "*". Each stage instead names a policy
+in chalicelib/ and would grant them on Resource "*". Each stage instead names its own policy
 file in .chalice/config.json ("autogen_policy": false, "iam_policy_file"), which this
-tool writes:
+tool writes (the file the stage names, so a copied stage cannot deploy with another's):
 
     python -m tools.policy --all            # regenerate every stage's file
     python -m tools.policy --stage prod     # one stage
@@ -167,9 +167,10 @@ def webhook_policy_for_stage(config: dict, stage: str) -> dict | None:
     return webhook_policy_for_environment(stage_environment(config, stage), name)
 
 
-def webhook_policy_path(stage: str, chalice_dir: Path = CHALICE_DIR) -> Path:
-    """Where a stage's webhooks-function policy file lives (named in its lambda_functions.webhooks)."""
-    return chalice_dir / f"policy-{stage}-webhooks.json"
+def webhook_policy_path(stage: str, chalice_dir: Path = CHALICE_DIR, config: dict | None = None) -> Path:
+    """The policy file a stage names for its webhooks function (lambda_functions.webhooks.iam_policy_file)."""
+    return chalice_dir / named_policy_file(load_config(chalice_dir) if config is None else config, stage,
+                                           WEBHOOKS_FUNCTION)
 
 
 def stage_environment(config: dict, stage: str) -> dict:
@@ -216,9 +217,65 @@ def render(policy: dict) -> str:
     return json.dumps(policy, indent=2, sort_keys=True) + "\n"
 
 
-def policy_path(stage: str, chalice_dir: Path = CHALICE_DIR) -> Path:
-    """Where a stage's policy file lives."""
-    return chalice_dir / f"policy-{stage}.json"
+def policy_path(stage: str, chalice_dir: Path = CHALICE_DIR, config: dict | None = None) -> Path:
+    """The policy file a stage names (its iam_policy_file) in .chalice/config.json."""
+    return chalice_dir / named_policy_file(load_config(chalice_dir) if config is None else config, stage)
+
+
+class PolicyFileNotNamed(KeyError):
+    """A stage's function does not name a policy file of its own."""
+
+    # A KeyError, as an unknown stage is, so main() reports both the same way; shown without quotes.
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+# The functions whose policy files this tool writes (Chalice calls the API's function api_handler).
+API_FUNCTION = "api_handler"
+WEBHOOKS_FUNCTION = "webhooks"
+
+
+def _named_file(config: dict, stage: str, function: str) -> str | None:
+    # Chalice lets a function's settings override its stage's. A function other than the API's
+    # must name its own file: inheriting the stage's, it would run with the API's grants.
+    stage_settings = config["stages"][stage]
+    own = stage_settings.get("lambda_functions", {}).get(function, {})
+    if function == API_FUNCTION:
+        settings = {**stage_settings, **own}
+    else:
+        settings = {"autogen_policy": stage_settings.get("autogen_policy"), **own}
+    return settings.get("iam_policy_file") if settings.get("autogen_policy") is False else None
+
+
+def _functions_with_written_policies(config: dict):
+    for stage, settings in sorted(config.get("stages", {}).items()):
+        yield stage, API_FUNCTION
+        if WEBHOOKS_FUNCTION in settings.get("lambda_functions", {}):
+            yield stage, WEBHOOKS_FUNCTION
+
+
+def named_policy_file(config: dict, stage: str, function: str = API_FUNCTION) -> str:
+    """The policy file one of a stage's functions names (its iam_policy_file), checked to be its own."""
+    stage_environment(config, stage)  # an unknown stage is reported with the list of stages
+    api = function == API_FUNCTION
+    where = f"stage {stage!r}" + ("" if api else f", function {function!r},")
+    own = f"policy-{stage}.json" if api else f"policy-{stage}-{function}.json"
+    name = _named_file(config, stage, function)
+    if not name:
+        under = f'"stages" > "{stage}"' + ("" if api else f' > "lambda_functions" > "{function}"')
+        raise PolicyFileNotNamed(f".chalice/config.json, {where} names no policy file of its own: set "
+                                 f'"autogen_policy": false and "iam_policy_file": "{own}" under {under}, then run '
+                                 "`make policy`.")
+    # Each file holds one function's allow-list and log group: a second user of the file (a
+    # copied stage that kept the name) would deploy with the first one's grants.
+    sharing = [f"stage {other!r}" + ("" if other_function == API_FUNCTION else f" ({other_function})")
+               for other, other_function in _functions_with_written_policies(config)
+               if (other, other_function) != (stage, function) and _named_file(config, other, other_function) == name]
+    if sharing:
+        raise PolicyFileNotNamed(f".chalice/config.json, {where} names {name}, which {', '.join(sharing)} also "
+                                 f'names: give each its own file (e.g. "iam_policy_file": "{own}"), then run '
+                                 "`make policy`.")
+    return name
 
 
 def load_config(chalice_dir: Path = CHALICE_DIR) -> dict:
@@ -256,20 +313,22 @@ def main(argv=None, chalice_dir: Path = CHALICE_DIR) -> int:
             print("\n".join(problems), file=sys.stderr)
             return 2
         try:
-            files.append((policy_path(stage, chalice_dir), render(policy_for_stage(config, stage))))
+            files.append((stage, policy_path(stage, chalice_dir, config), render(policy_for_stage(config, stage))))
             webhook_policy = webhook_policy_for_stage(config, stage)
+            if webhook_policy:
+                files.append((stage, webhook_policy_path(stage, chalice_dir, config), render(webhook_policy)))
         except (KeyError, GatewayMisconfigured) as err:
             print(f"{stage}: {err}", file=sys.stderr)
             return 2
-        if webhook_policy:
-            files.append((webhook_policy_path(stage, chalice_dir), render(webhook_policy)))
-    for path, text in files:
+    for stage, path, text in files:
         current = path.read_text() if path.exists() else None
         if text == current:
             print(f"{path.relative_to(chalice_dir.parent)}: up to date")
         elif args.check:
             stale.append(path)
-            print(f"{path.relative_to(chalice_dir.parent)}: stale; run `make policy`", file=sys.stderr)
+            problem = "missing" if current is None else "does not match"
+            print(f"{path.relative_to(chalice_dir.parent)}: {problem} for stage {stage} (its state machines, task "
+                  "routes and log group); run `make policy`", file=sys.stderr)
         else:
             path.write_text(text)
             print(f"{path.relative_to(chalice_dir.parent)}: written")

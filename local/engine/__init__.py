@@ -10,12 +10,14 @@ from local.engine.local_engine import (
     ACCOUNT_ID,
     APPROVAL_QUEUE_NAME,
     DEMO_ROLE_ARN,
+    EXPRESS_SUFFIX,
     REGION,
     InvalidStateMachineFile,
     LocalEngine,
+    workflow_type,
 )
 
 __all__ = [
-    "ACCOUNT_ID", "APPROVAL_QUEUE_NAME", "DEMO_ROLE_ARN", "HISTORY_PAGE_DEFAULT", "HISTORY_PAGE_MAX", "REGION",
-    "InvalidStateMachineFile", "LocalEngine",
+    "ACCOUNT_ID", "APPROVAL_QUEUE_NAME", "DEMO_ROLE_ARN", "EXPRESS_SUFFIX", "HISTORY_PAGE_DEFAULT", "HISTORY_PAGE_MAX",
+    "REGION", "InvalidStateMachineFile", "LocalEngine", "workflow_type",
 ]

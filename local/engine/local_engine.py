@@ -18,6 +18,14 @@ ACCOUNT_ID = "123456789012"
 DEMO_ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/sfn-gateway-local"
 APPROVAL_QUEUE_NAME = "sfn-gateway-approvals"
 _CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+# An ASL file carries no type, so the file name gives it: statemachines/<name>-express.asl.json
+# is EXPRESS, any other <name>.asl.json STANDARD (docs/local-stack.md, "Your own workflow").
+EXPRESS_SUFFIX = "-express"
+
+
+def workflow_type(name: str) -> str:
+    """The type the local stack gives the workflow in statemachines/<name>.asl.json."""
+    return "EXPRESS" if name.endswith(EXPRESS_SUFFIX) else "STANDARD"
 
 
 class InvalidStateMachineFile(ValueError):
@@ -127,7 +135,7 @@ class LocalEngine:
         deployed = {}
         for path in sorted(Path(directory).glob("*.asl.json")):
             name = path.name[: -len(".asl.json")]
-            sm_type = "EXPRESS" if name.endswith("-express") else "STANDARD"
+            sm_type = workflow_type(name)
             definition = path.read_text()
             arn = f"arn:aws:states:{self.region}:{ACCOUNT_ID}:stateMachine:{name}"
             try:

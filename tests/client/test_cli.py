@@ -3,6 +3,7 @@ import json
 import os
 import pty
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.client.client_helpers import FaultyProxy, RecordingServer, start_stack_with_task_routes
+from tests.demo_workflows import DEMO_MACHINES, demo_machines_in
 from tests.test_end_to_end import ACCESS_KEY, REGION, SECRET_KEY
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -98,7 +100,7 @@ def test_pip_install_of_client_gives_the_command_and_botocore_as_the_only_requir
 def test_machines_prints_json_when_piped_and_a_table_with_output_text(cli):
     code, out, _ = cli("machines")
     assert code == 0
-    assert {machine["name"] for machine in json.loads(out)} == {"hello", "slow", "approval", "deadline", "echo-express"}
+    assert demo_machines_in(json.loads(out)) == DEMO_MACHINES
     code, out, _ = cli("machines", "--output", "text")
     assert code == 0
     assert out.splitlines()[0].split() == ["NAME", "TYPE", "ARN"]
@@ -138,6 +140,72 @@ def test_wait_with_a_timeout_exits_4_then_0_once_the_execution_ends(cli):
     assert "Still RUNNING after 0.5 s" in err
     code, out, _ = cli("wait", arn)
     assert (code, json.loads(out)["status"]) == (0, "SUCCEEDED")
+
+
+def test_start_wait_0_answers_the_current_status_like_wait_timeout_0(cli, proxy):
+    code, out, err = cli("start", "slow", "--input", '{"seconds": 5}', "--wait", "0")
+    started = json.loads(out)
+    assert (code, started["status"]) == (4, "RUNNING")
+    assert "Still RUNNING after 0 s." in err
+    code, out, err = cli("wait", started["executionArn"], "--timeout", "0", url=proxy.url)
+    assert (code, json.loads(out)["status"], json.loads(out)["executionArn"]) == (4, "RUNNING", started["executionArn"])
+    assert "Still RUNNING after 0 s." in err
+    # The current status, read at once: the gateway is not asked to hold the answer.
+    [read] = [path for method, path, _, _ in proxy.log if method == "GET"]
+    assert "wait=" not in read
+
+
+def _running(stack, arn):
+    engine = stack.engine_client()
+    for _ in range(100):
+        try:
+            if engine.describe_execution(executionArn=arn)["status"] == "RUNNING":
+                return engine
+        except engine.exceptions.ExecutionDoesNotExist:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{arn} is not running")
+
+
+@pytest.mark.parametrize("command", ["start --wait", "wait", "history --follow"])
+def test_ctrl_c_while_waiting_prints_the_execution_arn_on_stderr_and_exits_130(cli, installed, stack, command):
+    # Given a command waiting on a long execution
+    name = f"ctrl-c-{command.split()[0]}-{time.time_ns()}"
+    if command == "start --wait":
+        args = ["start", "slow", "--input", '{"seconds": 60}', "--name", name, "--wait", "30"]
+        arn = f"arn:aws:states:{REGION}:123456789012:execution:slow:{name}"
+    else:
+        arn = started_arn(cli, "slow", "--input", '{"seconds": 60}', "--name", name)
+        args = [command.split()[0], arn] + command.split()[1:]
+    process = subprocess.Popen([str(installed / "sfn-gateway"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=user_env(cli.home, SFN_GATEWAY_URL=stack.url))
+    engine = _running(stack, arn)
+    # Past the start's answer (a few ms after the execution exists), well into the wait.
+    time.sleep(2.0)
+    try:
+        # When the user presses Ctrl-C
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=10)
+        # Then the command ends with 130 and names the execution, which goes on
+        assert (process.returncode, err) == (130, f"sfn-gateway: interrupted; the execution goes on: {arn}\n")
+        assert engine.describe_execution(executionArn=arn)["status"] == "RUNNING"
+    finally:
+        process.kill()
+        engine.stop_execution(executionArn=arn)
+
+
+def test_list_as_text_prints_a_header_and_aligned_columns(cli):
+    for name in ("Col1", "Col2"):
+        cli("start", "hello", "--input", json.dumps({"name": name}), "--wait", "10")
+    code, out, _ = cli("list", "hello", "--limit", "2", "--output", "text")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 3
+    assert lines[0].split() == ["STATUS", "STARTED", "NAME", "ARN"]
+    # Every column starts at the same place on every line.
+    for column in ("STARTED", "NAME", "ARN"):
+        start = lines[0].index(column)
+        assert all(line[start - 2:start] == "  " and line[start] != " " for line in lines[1:]), out
+    assert all(line[lines[0].index("ARN"):].startswith("arn:aws:states:") for line in lines[1:])
 
 
 def test_input_is_read_from_a_file_or_stdin(cli, tmp_path):
@@ -322,12 +390,14 @@ def test_token_option_and_environment_send_a_bearer_authorization(cli):
 def test_start_retries_429_and_503_and_a_lost_answer_without_a_second_execution(cli, proxy, stack):
     proxy.faults["POST"] += [(429, "1"), (503, "0"), ("lose_answer",)]
     began = time.monotonic()
-    code, out, err = cli("start", "hello", "--input", '{"name": "Retried"}', "--wait", "10", url=proxy.url)
+    # `start --wait` starts, then waits: the retry of the lost start meets the execution still
+    # running, which Step Functions answers with that same execution (a 201 again).
+    code, out, err = cli("start", "slow", "--input", '{"seconds": 1, "order": "Retried"}', "--wait", "10", url=proxy.url)
     assert code == 0, err
     assert time.monotonic() - began >= 1.0
     described = json.loads(out)
-    assert described["output"] == {"greeting": "Hello, Retried!"}
-    assert [status for method, _, status, _ in proxy.log if method == "POST"] == [429, 503, 503, 409]
+    assert (described["status"], described["output"]) == ("SUCCEEDED", {"seconds": 1, "order": "Retried"})
+    assert [status for method, _, status, _ in proxy.log if method == "POST"] == [429, 503, 503, 201]
     engine = stack.engine_client()
     listed = engine.list_executions(stateMachineArn=described["stateMachineArn"], maxResults=1000)["executions"]
     assert [execution["name"] for execution in listed].count(described["name"]) == 1

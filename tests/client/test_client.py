@@ -12,6 +12,7 @@ from sfn_gateway_client import Gateway, region_from_url
 from sfn_gateway_client.errors import ERROR_CLASSES, error_from_response
 from sfn_gateway_client.gateway import _retry_after
 from tests.client.client_helpers import FaultyProxy, RecordingServer, start_stack_with_task_routes
+from tests.demo_workflows import DEMO_MACHINES, demo_machines_in
 from tests.test_end_to_end import ACCESS_KEY, REGION, SECRET_KEY
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -82,8 +83,7 @@ def test_health_answers_ok_without_signing(gateway):
 
 
 def test_state_machines_lists_the_stage_allow_list(gateway):
-    machines = {machine["name"]: machine["type"] for machine in gateway.state_machines()}
-    assert machines == {"hello": "STANDARD", "slow": "STANDARD", "approval": "STANDARD", "deadline": "STANDARD", "echo-express": "EXPRESS"}
+    assert demo_machines_in(gateway.state_machines()) == DEMO_MACHINES
 
 
 def test_describe_state_machine_returns_its_parsed_definition(gateway):
@@ -305,7 +305,7 @@ def test_a_reused_key_with_other_input_still_raises_execution_already_exists(gat
 
 def test_reads_retry_503_and_give_up_with_throttled_after_max_attempts(proxy):
     proxy.faults["GET"] += [(503, "0")]
-    assert len(Gateway(proxy.url).state_machines()) == 5
+    assert demo_machines_in(Gateway(proxy.url).state_machines()) == DEMO_MACHINES
     proxy.faults["GET"] += [(429, "0"), (429, "0")]
     with pytest.raises(sgc.Throttled) as raised:
         Gateway(proxy.url, max_attempts=2).state_machines()
@@ -321,7 +321,7 @@ def test_a_gateway_error_without_retry_after_is_not_retried_but_api_gateways_own
     with pytest.raises(sgc.KmsKeyUnavailable):
         Gateway(proxy.url).state_machines()
     proxy.faults["GET"] += [(429, None, None)]
-    assert len(Gateway(proxy.url).state_machines()) == 5
+    assert demo_machines_in(Gateway(proxy.url).state_machines()) == DEMO_MACHINES
     assert [status for _, _, status, _ in proxy.log] == [429, 503, 429, 200]
 
 

@@ -112,6 +112,16 @@ def test_nan_and_infinity_in_a_body_are_refused(client, stub, constant):
     assert_error(response, 400, "ValidationError")
 
 
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_the_message_for_nan_or_infinity_is_a_sentence_naming_the_constant_and_the_fix(client, stub, constant):
+    response = post_json(client, "/executions", f'{{"stateMachine": "orders", "input": {{"x": {constant}}}}}')
+    assert response.status_code == 400
+    assert response.json_body == {
+        "Code": "ValidationError",
+        "Message": f"The request body is not valid JSON: {constant} is not a JSON value; send a number, a string or null.",
+    }
+
+
 # --- 5. Responses that would pass Lambda's 6 MB limit ---------------------------------------
 
 

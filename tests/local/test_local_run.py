@@ -146,12 +146,12 @@ def test_make_run_serves_every_state_machine_of_the_local_stage_as_configured(ke
     assert f"state machines: {', '.join(by_name)}" in keyed_stack.banner
 
 
-def test_readme_approval_commands_are_the_banners_for_the_default_settings():
+def test_documented_approval_commands_are_the_banners_for_the_default_settings():
     banner = _banner("http://127.0.0.1:8000", "testing", "testing", "us-east-1", "http://127.0.0.1:8083",
                      LOCAL_MACHINES, python=".venv/bin/python")
     printed = _banner_block(banner, "Approval").splitlines()
-    readme = (PROJECT_DIR / "README.md").read_text()
-    section = readme[readme.index("### Answering the approval workflow"):]
+    page = (PROJECT_DIR / "docs" / "local-stack.md").read_text()
+    section = page[page.index("## Answering the approval workflow"):]
     documented = section[section.index("```sh\n") + 6:section.index("\n# ->")].splitlines()
 
     # Same commands; only the indentation differs.

@@ -315,6 +315,8 @@ def mode_packages(tmp_path_factory):
     config = json.loads((project / ".chalice" / "config.json").read_text())
     config["stages"].update(IDENTITY_STAGES)
     (project / ".chalice" / "config.json").write_text(json.dumps(config))
+    # As a user does after copying a stage: `make policy` writes the file each stage names.
+    assert policy.main(["--all"], chalice_dir=project / ".chalice") == 0
     built = {}
     for mode, stage in MODE_STAGES.items():
         built[mode] = {}
@@ -342,6 +344,20 @@ def _assert_every_private_method_uses(swagger: dict, scheme: str) -> None:
     methods = _methods(swagger)
     assert sorted(k for k, security in methods.items() if security != [{scheme: []}] and k not in PUBLIC_METHODS and k[1] != "OPTIONS") == []
     assert methods[("/health", "GET")] is None
+
+
+@pytest.mark.parametrize("mode", sorted(MODE_STAGES))
+def test_each_example_stages_api_role_grants_its_own_machines_and_log_group(mode_packages, mode):
+    # Given the role each example stage's API handler runs as
+    resources = _sam(mode_packages, mode)["Resources"]
+    role_name = resources["APIHandler"]["Properties"]["Role"]["Fn::GetAtt"][0]
+    [inline] = resources[role_name]["Properties"]["Policies"]
+    # Then it is that stage's own generated policy (not one copied from another stage)
+    stage = MODE_STAGES[mode]
+    config = {**CONFIG, "stages": {**CONFIG["stages"], **IDENTITY_STAGES}}
+    assert inline["PolicyDocument"] == policy.policy_for_stage(config, stage)
+    logs = next(s for s in inline["PolicyDocument"]["Statement"] if s["Sid"] == "Logs")
+    assert f"arn:aws:logs:*:*:log-group:/aws/lambda/sfn-gateway-{stage}" in logs["Resource"]
 
 
 @pytest.mark.parametrize("mode", sorted(MODE_STAGES))

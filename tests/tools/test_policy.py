@@ -228,3 +228,115 @@ def test_unknown_stage_is_reported_not_written(tmp_path, capsys):
     assert policy.main(["--stage", "staging"], chalice_dir=tmp_path / ".chalice") == 2
     assert "staging" in capsys.readouterr().err
     assert not (tmp_path / ".chalice" / "policy-staging.json").exists()
+
+
+# --- every stage names its own policy file (issue 19, item 3) ---
+
+IDENTITY_STAGES = json.loads((PROJECT_DIR / "docs" / "identity-stages.json").read_text())
+BILLING_MACHINES = json.dumps({"billing": {"arn": "arn:aws:states:us-east-1:123456789012:stateMachine:billing"}})
+
+
+def _project_with_stages(tmp_path, **stages) -> Path:
+    """A .chalice folder holding the project's config plus these stages, and the committed policy files."""
+    chalice_dir = tmp_path / ".chalice"
+    chalice_dir.mkdir()
+    for committed in (PROJECT_DIR / ".chalice").glob("policy-*.json"):
+        (chalice_dir / committed.name).write_text(committed.read_text())
+    config = json.loads(json.dumps(CONFIG))
+    config["stages"].update(stages)
+    (chalice_dir / "config.json").write_text(json.dumps(config))
+    return chalice_dir
+
+
+def _copied_stage(source: dict, policy_file: str) -> dict:
+    """A copy of an example stage for another state machine, as a user would make it."""
+    copy = json.loads(json.dumps(source))
+    copy["environment_variables"]["STATE_MACHINES"] = BILLING_MACHINES
+    copy["iam_policy_file"] = policy_file
+    return copy
+
+
+def test_a_stage_copied_with_another_stages_policy_file_fails_make_policy_and_the_check_naming_both(tmp_path, capsys):
+    # Given a copy of prod for another machine that still names prod's file
+    chalice_dir = _project_with_stages(tmp_path, billing=_copied_stage(CONFIG["stages"]["prod"], "policy-prod.json"))
+    # When `make policy` and then the check run
+    written = policy.main(["--all"], chalice_dir=chalice_dir)
+    checked = policy.main(["--all", "--check"], chalice_dir=chalice_dir)
+    # Then both refuse, naming the stage, the file shared and the fix; prod's file is untouched
+    err = capsys.readouterr().err
+    assert (written, checked) == (2, 2)
+    assert ("billing: .chalice/config.json, stage 'billing' names policy-prod.json, which stage 'prod' also names: "
+            'give each its own file (e.g. "iam_policy_file": "policy-billing.json"), then run `make policy`.') in err
+    assert (chalice_dir / "policy-prod.json").read_text() == (PROJECT_DIR / ".chalice" / "policy-prod.json").read_text()
+    assert not (chalice_dir / "policy-billing.json").exists()
+
+
+def test_make_policy_writes_the_file_the_stage_names_and_the_check_then_passes(tmp_path, capsys):
+    # Given a stage that names a file of its own choosing
+    chalice_dir = _project_with_stages(tmp_path, billing=_copied_stage(CONFIG["stages"]["prod"], "billing-role.json"))
+    # When `make policy` runs
+    assert policy.main(["--all"], chalice_dir=chalice_dir) == 0
+    # Then that file holds the stage's own allow-list and log group, and the check passes
+    written = json.loads((chalice_dir / "billing-role.json").read_text())
+    by_sid = {s["Sid"]: s for s in written["Statement"]}
+    assert by_sid["StandardStateMachines"]["Resource"] == ["arn:aws:states:us-east-1:123456789012:stateMachine:billing"]
+    assert by_sid["Logs"]["Resource"][0] == "arn:aws:logs:*:*:log-group:/aws/lambda/sfn-gateway-billing"
+    assert not (chalice_dir / "policy-billing.json").exists()
+    assert policy.main(["--all", "--check"], chalice_dir=chalice_dir) == 0
+    assert ".chalice/billing-role.json: up to date" in capsys.readouterr().out
+
+
+def test_check_fails_naming_the_stage_whose_file_holds_another_stages_grants(tmp_path, capsys):
+    # Given a stage whose named file was copied from prod's
+    chalice_dir = _project_with_stages(tmp_path, billing=_copied_stage(CONFIG["stages"]["prod"], "billing-role.json"))
+    (chalice_dir / "billing-role.json").write_text((PROJECT_DIR / ".chalice" / "policy-prod.json").read_text())
+    # When the check runs
+    status = policy.main(["--all", "--check"], chalice_dir=chalice_dir)
+    # Then it fails on that file, naming the stage and the fix
+    assert status == 1
+    assert (".chalice/billing-role.json: does not match for stage billing (its state machines, task routes and log "
+            "group); run `make policy`") in capsys.readouterr().err
+
+
+def test_check_names_the_stage_whose_named_file_is_missing(tmp_path, capsys):
+    chalice_dir = _project_with_stages(tmp_path, billing=_copied_stage(CONFIG["stages"]["prod"], "billing-role.json"))
+    assert policy.main(["--stage", "billing", "--check"], chalice_dir=chalice_dir) == 1
+    assert (".chalice/billing-role.json: missing for stage billing (its state machines, task routes and log group); "
+            "run `make policy`") in capsys.readouterr().err
+    assert not (chalice_dir / "billing-role.json").exists()
+
+
+def test_a_stage_that_names_no_policy_file_is_refused_with_the_settings_to_add(tmp_path, capsys):
+    stage = json.loads(json.dumps(CONFIG["stages"]["prod"]))
+    del stage["iam_policy_file"]
+    chalice_dir = _project_with_stages(tmp_path, billing=stage)
+    assert policy.main(["--stage", "billing"], chalice_dir=chalice_dir) == 2
+    assert ('''stage 'billing' names no policy file of its own: set "autogen_policy": false and '''
+            '''"iam_policy_file": "policy-billing.json" under "stages" > "billing", then run `make policy`.''') in (
+        capsys.readouterr().err)
+
+
+def test_a_webhooks_function_inheriting_its_stages_policy_file_is_refused(tmp_path, capsys):
+    stage = json.loads(json.dumps(CONFIG["stages"]["dev"]))
+    stage["iam_policy_file"] = "policy-billing.json"
+    del stage["lambda_functions"]["webhooks"]["iam_policy_file"]
+    chalice_dir = _project_with_stages(tmp_path, billing=stage)
+    assert policy.main(["--stage", "billing"], chalice_dir=chalice_dir) == 2
+    assert ("stage 'billing', function 'webhooks', names no policy file of its own: set \"autogen_policy\": false "
+            'and "iam_policy_file": "policy-billing-webhooks.json" under "stages" > "billing" > "lambda_functions" > '
+            '"webhooks", then run `make policy`.') in capsys.readouterr().err
+
+
+def test_the_example_identity_stages_each_name_their_own_file_and_make_policy_writes_them(tmp_path, capsys):
+    # Given the documented example stages copied into the project, as docs/identity.md says
+    chalice_dir = _project_with_stages(tmp_path, **IDENTITY_STAGES)
+    # Then each names a file no other stage names
+    config = policy.load_config(chalice_dir)
+    assert {stage: policy.named_policy_file(config, stage) for stage in IDENTITY_STAGES} == {
+        stage: f"policy-{stage}.json" for stage in IDENTITY_STAGES}
+    # And `make policy` writes each with its stage's log group; the check then passes
+    assert policy.main(["--all"], chalice_dir=chalice_dir) == 0
+    for stage in IDENTITY_STAGES:
+        by_sid = {s["Sid"]: s for s in json.loads((chalice_dir / f"policy-{stage}.json").read_text())["Statement"]}
+        assert by_sid["Logs"]["Resource"][0] == f"arn:aws:logs:*:*:log-group:/aws/lambda/sfn-gateway-{stage}"
+    assert policy.main(["--all", "--check"], chalice_dir=chalice_dir) == 0

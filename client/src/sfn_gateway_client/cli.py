@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import json
 import os
 import sys
 import threading
 import time
-from typing import Any, Dict, Iterable, List, Optional
+import uuid
+from typing import Any, Dict, Iterable, Iterator, List, Optional
 
 from sfn_gateway_client import __version__
 from sfn_gateway_client.errors import ApiError, ConfigurationError, GatewayUnreachable
@@ -18,6 +21,7 @@ EXIT_EXECUTION_FAILED = 1  # the execution ended FAILED, TIMED_OUT or ABORTED
 EXIT_USAGE = 2
 EXIT_API_ERROR = 3
 EXIT_STILL_RUNNING = 4  # still running when the deadline passed
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports a command killed by SIGINT (128 + 2)
 STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
 DEFAULT_LIST_LIMIT = 100
 
@@ -233,6 +237,29 @@ def _event_text(event: Dict[str, Any]) -> str:
     return text + ("  " + _compact(details) if details else "")
 
 
+@contextlib.contextmanager
+def _naming_on_interrupt(what: str) -> Iterator[None]:
+    """Ctrl-C ends the command, not the execution: say on stderr which execution goes on."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        # On a terminal the line holds the echoed ^C.
+        print(("\n" if sys.stderr.isatty() else "") + f"sfn-gateway: interrupted; {what}", file=sys.stderr, flush=True)
+        raise
+
+
+def _wait_and_print(gateway: Gateway, arn: str, seconds: Optional[float], began: float, label: str,
+                    out: Output) -> int:
+    """Wait until the execution ends or `seconds` after `began` have passed; print it; its exit code."""
+    timeout = None if seconds is None else max(0.0, seconds - (time.monotonic() - began))
+    with _naming_on_interrupt(f"the execution goes on: {arn}"), Progress(label) as progress:
+        described = gateway.wait(arn, timeout=timeout, on_progress=progress.update)
+    out.document(described, _execution_text(described))
+    if not is_ended(described):
+        print(f"Still {described.get('status')} after {seconds:g} s.", file=sys.stderr)
+    return _outcome(described)
+
+
 def _outcome(description: Dict[str, Any]) -> int:
     if not is_ended(description):
         return EXIT_STILL_RUNNING
@@ -257,16 +284,17 @@ def _machines(gateway: Gateway, args, out: Output) -> int:
 
 
 def _start(gateway: Gateway, args, out: Output) -> int:
-    if args.wait:
-        with Progress(f"{args.name}") as progress:
-            described = gateway.start(args.name, args.input, name=args.execution_name,
-                                      idempotency_key=args.idempotency_key, wait=args.wait,
-                                      on_progress=progress.update)
-        out.document(described, _execution_text(described))
-        return _outcome(described)
-    started = gateway.start(args.name, args.input, name=args.execution_name, idempotency_key=args.idempotency_key)
-    out.document(started, _fields(started, ("executionArn", "name", "stateMachine", "startDate")))
-    return EXIT_OK
+    began = time.monotonic()
+    # The key is the execution's name: known before the gateway answers, so Ctrl-C can still name it.
+    key = args.idempotency_key or args.execution_name or str(uuid.uuid4())
+    with _naming_on_interrupt(f"the execution, if it started, is named {key} (`sfn-gateway list {args.name}` "
+                              "shows it)"):
+        # Started first, then waited on: the ARN is known (and printed on Ctrl-C) while it runs.
+        started = gateway.start(args.name, args.input, name=args.execution_name, idempotency_key=key)
+    if args.wait is None:
+        out.document(started, _fields(started, ("executionArn", "name", "stateMachine", "startDate")))
+        return EXIT_OK
+    return _wait_and_print(gateway, started["executionArn"], args.wait, began, args.name, out)
 
 
 def _run(gateway: Gateway, args, out: Output) -> int:
@@ -283,24 +311,22 @@ def _describe(gateway: Gateway, args, out: Output) -> int:
 
 
 def _wait(gateway: Gateway, args, out: Output) -> int:
-    with Progress(args.arn.rsplit(":", 1)[-1]) as progress:
-        described = gateway.wait(args.arn, timeout=args.timeout, on_progress=progress.update)
-    out.document(described, _execution_text(described))
-    if not is_ended(described):
-        print(f"Still {described.get('status')} after {args.timeout:g} s.", file=sys.stderr)
-    return _outcome(described)
+    return _wait_and_print(gateway, args.arn, args.timeout, time.monotonic(), args.arn.rsplit(":", 1)[-1], out)
 
 
 def _list(gateway: Gateway, args, out: Output) -> int:
     limit = None if args.all else (args.limit or DEFAULT_LIST_LIMIT)
     page_size = args.page_size or (1000 if limit is None else min(limit, 1000))
-    listed = 0
-    for execution in gateway.executions(args.name, status=args.status, page_size=page_size):
-        out.line(execution, "  ".join(str(execution.get(key) or "") for key in
-                                      ("status", "startDate", "name", "executionArn")))
-        listed += 1
-        if limit is not None and listed >= limit:
-            break
+    executions = itertools.islice(gateway.executions(args.name, status=args.status, page_size=page_size), limit)
+    if out.json:
+        for execution in executions:
+            out.line(execution, "")
+        return EXIT_OK
+    # Text is for reading: one aligned table, as `machines` prints (all rows first, to size the columns).
+    columns = ("status", "startDate", "name", "executionArn")
+    rows = [["STATUS", "STARTED", "NAME", "ARN"]]
+    rows += [[str(execution.get(key) or "") for key in columns] for execution in executions]
+    print(_table(rows), flush=True)
     return EXIT_OK
 
 
@@ -309,8 +335,9 @@ def _history(gateway: Gateway, args, out: Output) -> int:
         if args.reverse:
             raise UsageError("--follow prints events oldest first; it cannot be combined with --reverse")
         last = None
-        for last in gateway.follow(args.arn):
-            out.line(last, _event_text(last))
+        with _naming_on_interrupt(f"the execution goes on: {args.arn}"):
+            for last in gateway.follow(args.arn):
+                out.line(last, _event_text(last))
         return EXIT_OK if last is not None and last["type"] == "ExecutionSucceeded" else EXIT_EXECUTION_FAILED
     for event in gateway.history(args.arn, reverse=args.reverse, page_size=args.page_size or 1000):
         out.line(event, _event_text(event))
@@ -381,7 +408,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"sfn-gateway: {err}", file=sys.stderr)
         return EXIT_API_ERROR
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # `sfn-gateway list ... | head` closes the pipe early; that is not an error. Point stdout
         # at /dev/null so the interpreter's final flush does not fail again.

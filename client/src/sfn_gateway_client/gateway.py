@@ -241,7 +241,9 @@ class Gateway:
             if latest is not None and remaining is not None and remaining <= 0:
                 return latest
             seconds = MAX_SERVER_WAIT if remaining is None else max(1, min(MAX_SERVER_WAIT, math.ceil(remaining)))
-            status, latest, headers = self._call("GET", path, query={"wait": seconds}, routed=False,
+            # No time left (a timeout of 0): the current status, without holding the request.
+            query = {"wait": seconds} if remaining is None or remaining > 0 else None
+            status, latest, headers = self._call("GET", path, query=query, routed=False,
                                                  read_timeout=_read_timeout(self._timeout, seconds))
             if on_progress is not None:
                 on_progress(latest, time.monotonic() - started)

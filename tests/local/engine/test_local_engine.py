@@ -10,6 +10,7 @@ from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError
 
 from local.engine import APPROVAL_QUEUE_NAME, LocalEngine
+from tests.demo_workflows import DEMO_MACHINES
 from tests.local.engine.engine_support import (
     create_machine,
     history_types,
@@ -34,7 +35,7 @@ def test_start_listens_on_localhost_with_a_free_port(engine):
 
 def test_deploy_returns_the_gateway_state_machine_config(machines):
     prefix = "arn:aws:states:us-east-1:123456789012:stateMachine:"
-    assert machines == {
+    assert {name: machines[name] for name in DEMO_MACHINES} == {
         "approval": {"arn": prefix + "approval", "type": "STANDARD"},
         "deadline": {"arn": prefix + "deadline", "type": "STANDARD"},
         "echo-express": {"arn": prefix + "echo-express", "type": "EXPRESS"},
