@@ -303,7 +303,8 @@ def main(argv=None, chalice_dir: Path = CHALICE_DIR) -> int:
         for conflict in conflicts:
             print(conflict, file=sys.stderr)
         return 2
-    files = [(chalice_dir / JWT_AUTHORIZER_POLICY_FILE, render(jwt_authorizer_policy(config.get("app_name", "sfn-gateway"))))]
+    files = [("jwt_authorizer (every jwt stage)", chalice_dir / JWT_AUTHORIZER_POLICY_FILE,
+              render(jwt_authorizer_policy(config.get("app_name", "sfn-gateway"))))]
     from tools.stage_checks import stage_problems
 
     for stage in stages:
