@@ -13,7 +13,7 @@ from chalicelib.stepfunctions.budget import API_GATEWAY_TIMEOUT_SECONDS, max_wai
 from chalicelib.stepfunctions.registry import KMS_KEY_ARN, StateMachineRegistry
 from chalicelib.stepfunctions.settings import _check_owner_only, api_timeout_seconds, parse_state_machines
 
-_METRICS_NAMESPACE = re.compile(r"^[A-Za-z0-9.\-_/#:]{1,255}$")
+_METRICS_NAMESPACE = re.compile(r"^[A-Za-z0-9.\-_/#:]{1,255}\Z")
 
 
 @dataclass(frozen=True)

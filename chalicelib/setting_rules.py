@@ -9,7 +9,7 @@ import re
 from chalicelib.errors import GatewayMisconfigured
 
 # SSM parameter names: letters, digits, _.-/ (https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-paramstore-su-create.html).
-SSM_PARAMETER_NAME = re.compile(r"^/?[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+SSM_PARAMETER_NAME = re.compile(r"^/?[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*\Z")
 SSM_PARAMETER_MAX_LENGTH = 2048
 
 

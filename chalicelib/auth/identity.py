@@ -22,10 +22,10 @@ MAX_AUTHORIZER_TTL = 3600
 JWT_AUTHORIZER_NAME = "jwt_authorizer"
 COGNITO_AUTHORIZER_NAME = "cognito"
 
-_USER_POOL_ARN = re.compile(r"^arn:aws[a-z-]*:cognito-idp:[a-z0-9-]+:\d{12}:userpool/[\w-]+_[0-9a-zA-Z]+$")
+_USER_POOL_ARN = re.compile(r"^arn:aws[a-z-]*:cognito-idp:[a-z0-9-]+:\d{12}:userpool/[\w-]+_[0-9a-zA-Z]+\Z")
 # API Gateway reports an assumed-role session as arn:aws:sts::<account>:assumed-role/<role>/<session>;
 # the caller is the role (sessions are named by whoever assumes it, so they identify nobody).
-_ASSUMED_ROLE = re.compile(r"^arn:(?P<partition>aws[a-z-]*):sts::(?P<account>\d{12}):assumed-role/(?P<role>[^/]+)/.+$")
+_ASSUMED_ROLE = re.compile(r"^arn:(?P<partition>aws[a-z-]*):sts::(?P<account>\d{12}):assumed-role/(?P<role>[^/]+)/.+\Z")
 
 _CURRENT_CALLER = contextvars.ContextVar("sfn_gateway_caller", default=None)
 

@@ -10,15 +10,15 @@ _ARN_PREFIX = r"^arn:(?P<partition>aws[a-z-]*):states:(?P<region>[a-z0-9-]+):(?P
 # A version number or an alias name qualifies a state machine ARN (blue/green releases).
 _QUALIFIER_PATTERN = r"[A-Za-z0-9_.-]{1,80}"
 STATE_MACHINE_ARN = re.compile(
-    _ARN_PREFIX + r"stateMachine:(?P<name>[^:\s]{1,80})(?::(?P<qualifier>" + _QUALIFIER_PATTERN + "))?$"
+    _ARN_PREFIX + r"stateMachine:(?P<name>[^:\s]{1,80})(?::(?P<qualifier>" + _QUALIFIER_PATTERN + r"))?\Z"
 )
 # Standard: ...:execution:<state machine>:<name>. Express executions started
 # asynchronously: ...:express:<state machine>:<name>:<id>.
 _EXECUTION_ARN = re.compile(
     _ARN_PREFIX + f"(?P<kind>execution|express):(?P<state_machine>{NAME_PATTERN}):(?P<name>{NAME_PATTERN})"
-    f"(?::(?P<express_id>{NAME_PATTERN}))?$"
+    f"(?::(?P<express_id>{NAME_PATTERN}))?" r"\Z"
 )
-KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]{1,128}$")
+KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]{1,128}\Z")
 
 
 def unqualified_arn(state_machine_arn: str) -> str:

@@ -14,7 +14,7 @@ from chalicelib.stepfunctions.registry import KMS_KEY_ARN, StateMachineRegistry
 # are not "ends" and are not offered.
 WEBHOOK_STATUSES = ("ABORTED", "FAILED", "SUCCEEDED", "TIMED_OUT")
 _WEBHOOK_KEYS = {"id", "url", "stateMachines", "statuses", "secretParameter", "kmsKeyArn"}
-_WEBHOOK_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_WEBHOOK_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
 
 
 @dataclass(frozen=True)
