@@ -5,14 +5,15 @@ import os
 import re
 from dataclasses import dataclass
 
+from chalicelib.setting_rules import SSM_PARAMETER_MAX_LENGTH, SSM_PARAMETER_NAME
 from chalicelib.setting_rules import fail as _fail
 from chalicelib.setting_rules import number as _number
 from chalicelib.setting_rules import switch as _switch
 from chalicelib.stepfunctions.budget import API_GATEWAY_TIMEOUT_SECONDS, max_wait_seconds
-from chalicelib.stepfunctions.registry import StateMachineRegistry
+from chalicelib.stepfunctions.registry import KMS_KEY_ARN, StateMachineRegistry
 from chalicelib.stepfunctions.settings import _check_owner_only, api_timeout_seconds, parse_state_machines
 
-_METRICS_NAMESPACE = re.compile(r"^[A-Za-z0-9.\-_/#:]{1,255}$")
+_METRICS_NAMESPACE = re.compile(r"^[A-Za-z0-9.\-_/#:]{1,255}\Z")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,10 @@ class GatewayConfig:
     approvals: object = None  # chalicelib.approvals.settings.ApprovalsSettings, or None: APPROVALS is off
     # API Gateway's integration timeout for the stage (`make package` sets it on every method).
     api_timeout_seconds: int = API_GATEWAY_TIMEOUT_SECONDS
+    # The SSM SecureString that keys owner tags, Idempotency-Key names and listing tokens
+    # (chalicelib.auth.ownership), read once per container by chalicelib.factory.get_stage_secret.
+    stage_secret_parameter: str | None = None
+    stage_secret_kms_key_arn: str | None = None  # only for the IAM policy (tools/policy.py)
 
     @property
     def max_wait_seconds(self) -> int:
@@ -76,10 +81,34 @@ def _webhooks(raw: str | None, registry: StateMachineRegistry, allow_local: bool
     return parse_webhooks(raw, registry, allow_local)
 
 
+def _stage_secret_parameter(environ, registry: StateMachineRegistry) -> str | None:
+    # The secret serves two concerns (auth's owner tags, http's Idempotency-Key names): read here, once.
+    parameter = (environ.get("STAGE_SECRET_PARAMETER") or "").strip() or None
+    if parameter is not None and (len(parameter) > SSM_PARAMETER_MAX_LENGTH or not SSM_PARAMETER_NAME.match(parameter)):
+        raise _fail(f"STAGE_SECRET_PARAMETER must be an SSM parameter name such as \"/sfn-gateway/prod/stage-secret\", "
+                    f"got {parameter!r}.")
+    owner_only = sorted(machine.name for machine in registry if machine.owner_only)
+    if owner_only and parameter is None:
+        raise _fail(
+            f"STATE_MACHINES marks {owner_only} ownerOnly, which needs STAGE_SECRET_PARAMETER: the name of an SSM "
+            "SecureString (at least 32 random characters) that keys the owner tags. `make run` creates the local one."
+        )
+    return parameter
+
+
+def _stage_secret_kms_key_arn(environ, parameter: str | None) -> str | None:
+    key = (environ.get("STAGE_SECRET_KMS_KEY_ARN") or "").strip() or None
+    if key is not None and (parameter is None or not KMS_KEY_ARN.match(key)):
+        raise _fail("STAGE_SECRET_KMS_KEY_ARN must be the ARN of the KMS key encrypting STAGE_SECRET_PARAMETER "
+                    f"(set that too), got {key!r}.")
+    return key
+
+
 def config_from_environ(environ) -> GatewayConfig:
     """Build and validate the configuration from an environment mapping."""
     registry = parse_state_machines(environ.get("STATE_MACHINES"))
     _check_owner_only(registry)
+    stage_secret_parameter = _stage_secret_parameter(environ, registry)
     config = GatewayConfig(
         registry=registry,
         region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
@@ -97,6 +126,8 @@ def config_from_environ(environ) -> GatewayConfig:
         webhooks_allow_local=_switch(environ, "WEBHOOKS_ALLOW_LOCAL", "off"),
         approvals=_approvals(environ),
         api_timeout_seconds=api_timeout_seconds(environ),
+        stage_secret_parameter=stage_secret_parameter,
+        stage_secret_kms_key_arn=_stage_secret_kms_key_arn(environ, stage_secret_parameter),
     )
     # Subscriptions name state machines, so they are read once the allow-list exists.
     config = dataclasses.replace(

@@ -116,6 +116,10 @@ class GatewayMisconfigured(GatewayError):
     """The stage's configuration is invalid."""
 
 
+class CallerRefused(GatewayError):
+    """The caller's identity (the authorizer's context) does not have the form it must: refused, never guessed."""
+
+
 class AccessDenied(GatewayError):
     """The stage's access rules do not let this caller do this operation on this state machine."""
 

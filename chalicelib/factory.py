@@ -5,6 +5,9 @@ from chalicelib.auth.identity import current_caller
 from chalicelib.config import get_config
 from chalicelib.stepfunctions import budget
 
+# 32 random characters from a password generator or `openssl rand -base64 32` hold >= 128 bits.
+MIN_STAGE_SECRET_CHARACTERS = 32
+
 
 @functools.cache
 def get_sfn_client(read_timeout: float | None = None):
@@ -42,12 +45,13 @@ def get_gateway():
         return gateway
     from chalicelib.auth.access import guard
 
-    return guard(gateway, config, current_caller())
+    request_budget = budget.current()
+    return guard(gateway, config, current_caller(), get_stage_secret, request_budget.remaining if request_budget else None)
 
 
 @functools.cache
 def get_ssm_client():
-    """The cached SSM client that reads webhook secrets (AWS_ENDPOINT_URL_SSM points it elsewhere)."""
+    """The cached SSM client that reads the stage secret and webhook secrets (AWS_ENDPOINT_URL_SSM points it elsewhere)."""
     import boto3
     from botocore.config import Config
 
@@ -56,6 +60,40 @@ def get_ssm_client():
         region_name=get_config().region,
         config=Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 3}),
     )
+
+
+@functools.cache
+def get_stage_secret() -> bytes:
+    """The stage's secret (the SSM SecureString STAGE_SECRET_PARAMETER names), read once per container."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from chalicelib.errors import GatewayMisconfigured
+
+    parameter = get_config().stage_secret_parameter
+    if not parameter:
+        raise GatewayMisconfigured(
+            "Invalid gateway configuration: STAGE_SECRET_PARAMETER is not set. Owner tags (ownerOnly) and "
+            "Idempotency-Key names are keyed by a per-stage secret: create an SSM SecureString of at least 32 "
+            "random characters and name it in STAGE_SECRET_PARAMETER (see docs/identity.md)."
+        )
+    try:
+        found = get_ssm_client().get_parameter(Name=parameter, WithDecryption=True)["Parameter"]
+    except ClientError as err:
+        code = err.response.get("Error", {}).get("Code", "Unknown")
+        raise GatewayMisconfigured(
+            f"Invalid gateway configuration: STAGE_SECRET_PARAMETER {parameter!r} could not be read ({code}); "
+            "create it as a SecureString and let the gateway's role read it (make policy)."
+        ) from err
+    except BotoCoreError as err:
+        raise GatewayMisconfigured(
+            f"STAGE_SECRET_PARAMETER {parameter!r} could not be read: SSM unreachable ({type(err).__name__})."
+        ) from err
+    if found.get("Type") != "SecureString" or len(found.get("Value", "")) < MIN_STAGE_SECRET_CHARACTERS:
+        raise GatewayMisconfigured(
+            f"Invalid gateway configuration: STAGE_SECRET_PARAMETER {parameter!r} must be a SecureString of at "
+            f"least {MIN_STAGE_SECRET_CHARACTERS} random characters."
+        )
+    return found["Value"].encode()
 
 
 def _aws_client(service: str):

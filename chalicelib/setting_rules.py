@@ -4,8 +4,13 @@ Each concern parses its own settings next to its code (stepfunctions/settings.py
 webhooks/settings.py); chalicelib/config.py reads the stage's variables once and hands each its part.
 """
 import json
+import re
 
 from chalicelib.errors import GatewayMisconfigured
+
+# SSM parameter names: letters, digits, _.-/ (https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-paramstore-su-create.html).
+SSM_PARAMETER_NAME = re.compile(r"^/?[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*\Z")
+SSM_PARAMETER_MAX_LENGTH = 2048
 
 
 def fail(message: str) -> GatewayMisconfigured:

@@ -112,7 +112,8 @@ LIST_EXECUTIONS_QUERY = {
     "stateMachine": Field(_string(2048), required=True),
     "status": Field(_one_of(EXECUTION_STATUSES)),
     "limit": Field(_integer(1, 1000)),
-    "nextToken": Field(_string(3096)),
+    # Step Functions' tokens are at most 3096 characters; an ownerOnly listing's token wraps one (base64 + MAC).
+    "nextToken": Field(_string(4300)),
 }
 HISTORY_QUERY = {
     "limit": Field(_integer(1, 1000)),

@@ -155,6 +155,25 @@ def start_issuer(host: str):
     return issuer
 
 
+DEFAULT_STAGE_SECRET_PARAMETER = "/sfn-gateway/local/stage-secret"
+
+
+def create_stage_secret(engine_url: str, region: str) -> dict:
+    """Put a fresh stage secret (SecureString) on the engine's SSM; the stage variables that find it."""
+    import secrets
+
+    import boto3
+
+    parameter = (_config_on_disk()["stages"]["local"].get("environment_variables", {}).get("STAGE_SECRET_PARAMETER")
+                 or DEFAULT_STAGE_SECRET_PARAMETER)
+    ssm = boto3.client("ssm", endpoint_url=engine_url, region_name=region)
+    # New on every start: owner tags and Idempotency-Key names of a previous run no longer match, as
+    # after a secret rotation in AWS (docs/identity.md).
+    ssm.put_parameter(Name=parameter, Value=secrets.token_urlsafe(48), Type="SecureString", Overwrite=True)
+    # botocore reads AWS_ENDPOINT_URL_SSM itself: the app's SSM client then asks the engine.
+    return {"STAGE_SECRET_PARAMETER": parameter, "AWS_ENDPOINT_URL_SSM": engine_url}
+
+
 def _stop_issuer(issuer) -> None:
     if issuer is not None:
         issuer.unpublish()
@@ -221,7 +240,7 @@ def start_stack(host: str, port: int, sfn_port: int, access_key: str, secret_key
     webhooks = approvals = None
     try:
         state_machines = _deploy_state_machines(engine)
-        overrides = {}
+        overrides = dict(create_stage_secret(engine.url, region))
         if webhook_port is not None:
             from local.events import DemoWebhooks, LocalWebhookSecretError
 
@@ -236,17 +255,13 @@ def start_stack(host: str, port: int, sfn_port: int, access_key: str, secret_key
 
             approvals = LocalApprovals(engine.url, region)
             overrides.update(approvals.variables)
-        if overrides:
-            # As chalice local does: the stage's variables are in place before app.py is imported,
-            # because the webhooks' event rule and the approvals' queue and rule are built from them.
-            variables = _stage_config(None, engine.url, state_machines, overrides).environment_variables
-            _check_stage(variables)
-            if webhooks:
-                webhooks.create_missing_secrets()
-            os.environ.update(variables)
-        else:
-            # app.py reads USAGE_PLANS at import, from the stage as chalice local would give it.
-            os.environ.update(_stage_config(None, engine.url, state_machines).environment_variables)
+        # As chalice local does: the stage's variables are in place before app.py is imported, because
+        # the webhooks' event rule, the approvals' queue and rule and USAGE_PLANS are read from them then.
+        variables = _stage_config(None, engine.url, state_machines, overrides).environment_variables
+        _check_stage(variables)
+        if webhooks:
+            webhooks.create_missing_secrets()
+        os.environ.update(variables)
         partner_gate, keys_path = start_partner_gate()
         from app import app
 

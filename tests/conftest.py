@@ -23,6 +23,20 @@ TEST_STATE_MACHINES = {
 }
 
 
+# The stage secret every in-process test stage uses (tests/test_stage_secret.py reads a real one from SSM).
+TEST_STAGE_SECRET = b"test-stage-secret-0123456789abcdef0123456789"
+TEST_STAGE_SECRET_PARAMETER = "/sfn-gateway/test/stage-secret"
+# The real reader (SSM, once per container), for the tests of it; every other test gets TEST_STAGE_SECRET.
+READ_STAGE_SECRET = factory.get_stage_secret
+
+
+def key_name(key: str, caller: dict | None = None) -> str:
+    """The execution name the gateway derives from an Idempotency-Key for this caller (test stage secret)."""
+    from chalicelib.auth.ownership import idempotency_name
+
+    return idempotency_name(TEST_STAGE_SECRET, caller, key)
+
+
 def execution_arn(state_machine: str = "orders", name: str = "run-1") -> str:
     """An execution ARN of one of the test state machines."""
     return f"arn:aws:states:us-east-1:{ACCOUNT}:execution:{state_machine}:{name}"
@@ -43,10 +57,14 @@ def assert_error(response, status, code):
 
 @pytest.fixture(autouse=True)
 def fresh_caches():
-    """Configuration and clients are cached per process; every test starts clean."""
+    """Configuration and clients are cached per process; every test starts clean, with the test stage secret."""
     get_config.cache_clear()
     factory.get_sfn_client.cache_clear()
+    # Not monkeypatch: its undo runs after this teardown, and other fixtures patch factory with it too.
+    READ_STAGE_SECRET.cache_clear()
+    factory.get_stage_secret = lambda: TEST_STAGE_SECRET
     yield
+    factory.get_stage_secret = READ_STAGE_SECRET
     get_config.cache_clear()
     factory.get_sfn_client.cache_clear()
 
@@ -65,7 +83,8 @@ def make_client(tmp_path, aws_credentials):
     """Build a chalice test client whose 'test' stage has the given environment."""
 
     def build(state_machines=None, application=None, **environment):
-        variables = {"STATE_MACHINES": json.dumps(state_machines or TEST_STATE_MACHINES)}
+        variables = {"STATE_MACHINES": json.dumps(state_machines or TEST_STATE_MACHINES),
+                     "STAGE_SECRET_PARAMETER": TEST_STAGE_SECRET_PARAMETER}
         variables.update(environment)
         chalice_dir = tmp_path / ".chalice"
         chalice_dir.mkdir(exist_ok=True)

@@ -38,7 +38,7 @@ from pathlib import Path
 
 from chalicelib.config import config_from_environ
 from chalicelib.http.cors import cors_config
-from tools.policy import PROJECT_DIR, TASK_TOKEN_SID, load_config, stage_environment
+from tools.policy import PROJECT_DIR, TASK_TOKEN_SID, load_config, owner_only_conflicts, stage_environment
 
 FORMATS = ("cloudformation", "terraform")
 GATEWAY_RESPONSE_TYPES = ("DEFAULT_4XX", "DEFAULT_5XX")
@@ -373,6 +373,40 @@ def package(stage: str, pkg_format: str, out: Path, env: dict | None = None) -> 
     return result
 
 
+# Settings whose URL points this process's AWS calls (or its token keys) somewhere else.
+_ENDPOINT_SETTINGS = ("SFN_ENDPOINT_URL", "JWT_ISSUER", "JWT_JWKS_URL")
+
+
+def _is_loopback_url(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def deploy_refusals(config: dict, stage: str) -> list:
+    """Why this stage must not be deployed (empty when it may be): local-only settings, cross-stage ownerOnly gaps."""
+    environment = stage_environment(config, stage)
+    refusals = []
+    if stage == "local":
+        refusals.append("stage 'local' is the local stack's (make run); it is not deployable.")
+    if (environment.get("WEBHOOKS_ALLOW_LOCAL") or "off").strip().lower() == "on":
+        refusals.append(f"stage {stage!r} sets WEBHOOKS_ALLOW_LOCAL=on, which turns the webhook SSRF guard off: "
+                        "local stacks only.")
+    endpoint_settings = [key for key in environment if key in _ENDPOINT_SETTINGS or key.startswith("AWS_ENDPOINT_URL")]
+    for key in sorted(endpoint_settings):
+        if _is_loopback_url(environment[key] or ""):
+            refusals.append(f"stage {stage!r} sets {key}={environment[key]}, a loopback address: local stacks only.")
+    refusals.extend(owner_only_conflicts(config))
+    return refusals
+
+
 def main(argv=None) -> int:
     """Package one stage; exit with chalice's status."""
     parser = argparse.ArgumentParser(prog="python -m tools.package", description=__doc__.splitlines()[0])
@@ -390,6 +424,11 @@ def main(argv=None) -> int:
         problems = [f"make package: {err.args[0]}"]
     if problems:
         print("\n".join(problems), file=sys.stderr)
+        return 2
+    refusals = deploy_refusals(config, args.stage)
+    if refusals:
+        for refusal in refusals:
+            print(f"make package refused: {refusal}", file=sys.stderr)
         return 2
     result = package(args.stage, args.pkg_format, args.out)
     sys.stdout.write(result.stdout)

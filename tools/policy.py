@@ -44,6 +44,26 @@ LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents
 QUALIFIER_CONDITION_KEY = "states:StateMachineQualifier"
 
 
+# Chalice names an authorizer's function <app>-<stage>-<authorizer>; the one shared policy file
+# covers that function of every stage, and only its log groups.
+JWT_AUTHORIZER_POLICY_FILE = "policy-jwt-authorizer.json"
+
+
+def via_service(service: str, regions) -> dict:
+    """A condition that lets a KMS grant be used only through this AWS service (kms:ViaService)."""
+    return {"StringEquals": {"kms:ViaService": sorted(f"{service}.{region}.amazonaws.com" for region in set(regions))}}
+
+
+def _region(arn: str) -> str:
+    return arn.split(":")[3]
+
+
+def stage_secret_arn(config) -> str:
+    """The SSM parameter ARN of the stage secret, in the account and region of the stage's state machines."""
+    _, partition, _, region, account = next(iter(config.registry)).arn.split(":")[:5]
+    return f"arn:{partition}:ssm:{region}:{account}:parameter/{config.stage_secret_parameter.lstrip('/')}"
+
+
 def execution_resource(state_machine_arn: str) -> str:
     """The ARN pattern matching every execution of a state machine (or of its versions and aliases)."""
     return execution_arn(state_machine_arn, "*")
@@ -94,7 +114,15 @@ def policy_for_environment(environ, function_prefix: str = "sfn-gateway-*") -> d
         statements.append(_statement("Executions", EXECUTION_ACTIONS, [execution_resource(m.arn) for m in standard]))
     keys = [machine.kms_key_arn for machine in machines if machine.kms_key_arn]
     if keys:
-        statements.append(_statement("StateMachineKeys", KMS_ACTIONS, keys))
+        # Only Step Functions may use the machines' keys with the gateway's rights.
+        statements.append(_statement("StateMachineKeys", KMS_ACTIONS, keys, via_service("states", map(_region, keys))))
+    if config.stage_secret_parameter:
+        secret = stage_secret_arn(config)
+        statements.append(_statement("StageSecret", ("ssm:GetParameter",), [secret]))
+    if config.stage_secret_kms_key_arn:
+        # The SecureString's customer managed key, usable through SSM only (the default aws/ssm key needs no grant).
+        key = config.stage_secret_kms_key_arn
+        statements.append(_statement("StageSecretKey", ("kms:Decrypt",), [key], via_service("ssm", [_region(key)])))
     if config.task_routes:
         statements.append(_statement(TASK_TOKEN_SID, TASK_TOKEN_ACTIONS, ["*"]))
     return {"Version": "2012-10-17", "Statement": sorted(statements, key=lambda s: s["Sid"])}
@@ -122,11 +150,14 @@ def webhook_policy_for_environment(environ, function_name: str = "sfn-gateway-*-
     ]
     # Only customer managed keys need this: the secrets' keys (the default aws/ssm key is granted
     # through SSM), and the subscribed machines' keys, which DescribeExecution decrypts with.
-    keys = {s.kms_key_arn for s in subscriptions if s.kms_key_arn} | {
-        m.kms_key_arn for m in config.registry if m.kms_key_arn and m.unqualified_arn in machines
-    }
-    if keys:
-        statements.append(_statement("WebhookSecretKeys", ("kms:Decrypt",), keys))
+    secret_keys = {s.kms_key_arn for s in subscriptions if s.kms_key_arn}
+    if secret_keys:
+        statements.append(_statement("WebhookSecretKeys", ("kms:Decrypt",), secret_keys,
+                                     via_service("ssm", map(_region, secret_keys))))
+    machine_keys = {m.kms_key_arn for m in config.registry if m.kms_key_arn and m.unqualified_arn in machines}
+    if machine_keys:
+        statements.append(_statement("SubscribedMachineKeys", ("kms:Decrypt",), machine_keys,
+                                     via_service("states", map(_region, machine_keys))))
     return {"Version": "2012-10-17", "Statement": sorted(statements, key=lambda s: s["Sid"])}
 
 
@@ -181,6 +212,32 @@ def policy_for_stage(config: dict, stage: str) -> dict:
     """The least-privilege policy for one stage of a Chalice config."""
     # Chalice names the stage's functions <app_name>-<stage>[-<handler>].
     return policy_for_environment(stage_environment(config, stage), f"{config.get('app_name', 'sfn-gateway')}-{stage}")
+
+
+def jwt_authorizer_policy(app_name: str = "sfn-gateway", partition: str = "aws") -> dict:
+    """The JWT authorizer function's policy: its own log groups, nothing else (it calls no AWS API)."""
+    group = f"arn:{partition}:logs:*:*:log-group:/aws/lambda/{app_name}-*-jwt_authorizer"
+    return {"Version": "2012-10-17", "Statement": [_statement("Logs", LOG_ACTIONS, [group, group + ":*"])]}
+
+
+def owner_only_conflicts(config: dict) -> list:
+    """Messages for machines one stage marks ownerOnly and another exposes without it (any qualifier)."""
+    from chalicelib.config import parse_state_machines
+
+    owner_only, exposed = {}, {}
+    for stage in sorted(config.get("stages", {})):
+        raw = stage_environment(config, stage).get("STATE_MACHINES")
+        if not raw:
+            continue
+        for machine in parse_state_machines(raw):
+            target = owner_only if machine.owner_only else exposed
+            target.setdefault(machine.unqualified_arn, set()).add(stage)
+    return [
+        f"{arn} is ownerOnly in stage {sorted(owner_only[arn])[0]!r} but exposed without ownerOnly in stage "
+        f"{sorted(exposed[arn])[0]!r}: that stage would read and plant executions of its owners. Mark it ownerOnly "
+        "there too, or stop exposing it there."
+        for arn in sorted(set(owner_only) & set(exposed))
+    ]
 
 
 def render(policy: dict) -> str:
@@ -267,7 +324,16 @@ def main(argv=None, chalice_dir: Path = CHALICE_DIR) -> int:
     config = load_config(chalice_dir)
     stages = sorted(config.get("stages", {})) if args.all else args.stage
     stale = []
-    files = []
+    try:
+        conflicts = owner_only_conflicts(config)
+    except GatewayMisconfigured as err:
+        conflicts = [str(err)]
+    if conflicts:
+        for conflict in conflicts:
+            print(conflict, file=sys.stderr)
+        return 2
+    files = [("jwt_authorizer (every jwt stage)", chalice_dir / JWT_AUTHORIZER_POLICY_FILE,
+              render(jwt_authorizer_policy(config.get("app_name", "sfn-gateway"))))]
     from tools.stage_checks import stage_problems
 
     for stage in stages:

@@ -10,7 +10,7 @@ from chalicelib.setting_rules import fail as _fail
 
 # SQS queue names: 1-80 letters, digits, - and _
 # (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_CreateQueue.html).
-_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}\Z")
 
 
 def enabled(environ) -> bool:

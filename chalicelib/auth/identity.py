@@ -9,10 +9,11 @@ import contextvars
 import json
 import os
 import re
+import time
 
 from chalice import Blueprint, CognitoUserPoolAuthorizer, IAMAuthorizer
 
-from chalicelib.errors import GatewayMisconfigured
+from chalicelib.errors import CallerRefused, GatewayMisconfigured
 
 AUTH_MODES = ("iam", "cognito", "jwt")
 # API Gateway caches an authorizer's answer per token for 0-3600 s.
@@ -21,10 +22,10 @@ MAX_AUTHORIZER_TTL = 3600
 JWT_AUTHORIZER_NAME = "jwt_authorizer"
 COGNITO_AUTHORIZER_NAME = "cognito"
 
-_USER_POOL_ARN = re.compile(r"^arn:aws[a-z-]*:cognito-idp:[a-z0-9-]+:\d{12}:userpool/[\w-]+_[0-9a-zA-Z]+$")
+_USER_POOL_ARN = re.compile(r"^arn:aws[a-z-]*:cognito-idp:[a-z0-9-]+:\d{12}:userpool/[\w-]+_[0-9a-zA-Z]+\Z")
 # API Gateway reports an assumed-role session as arn:aws:sts::<account>:assumed-role/<role>/<session>;
 # the caller is the role (sessions are named by whoever assumes it, so they identify nobody).
-_ASSUMED_ROLE = re.compile(r"^arn:(?P<partition>aws[a-z-]*):sts::(?P<account>\d{12}):assumed-role/(?P<role>[^/]+)/.+$")
+_ASSUMED_ROLE = re.compile(r"^arn:(?P<partition>aws[a-z-]*):sts::(?P<account>\d{12}):assumed-role/(?P<role>[^/]+)/.+\Z")
 
 _CURRENT_CALLER = contextvars.ContextVar("sfn_gateway_caller", default=None)
 
@@ -109,40 +110,96 @@ def _iam_caller_id(user_arn: str) -> str:
     return user_arn
 
 
-def _claim_list(value) -> list:
-    # API Gateway flattens Cognito claims to strings ("a,b" or "[a b]"); tokens carry lists.
-    if isinstance(value, list):
-        return [item for item in value if isinstance(item, str) and item]
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                parsed = json.loads(text)
-            except ValueError:
-                parsed = text.strip("[]").replace(",", " ").split()
-            return _claim_list(parsed)
-        return [item for item in text.replace(",", " ").split() if item]
-    return []
+# The JWT authorizer's context says when its token expires: API Gateway may replay a cached
+# Allow for up to AUTHORIZER_TTL seconds, so the gateway checks exp itself (with the same skew).
+EXP_SKEW_SECONDS = 60
+# Cognito group names are 1-128 of letters, marks, symbols, numbers and punctuation: never
+# whitespace (Cognito API reference, CreateGroup: GroupName pattern [\p{L}\p{M}\p{S}\p{N}\p{P}]+).
+_COGNITO_GROUP = re.compile(r"[^\s\[\]]{1,128}")
+# RFC 6749, section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), joined by single spaces.
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 
 
-def caller_record(context: dict | None) -> dict | None:
-    """The caller {"type", "id", "groups", "scopes"} from API Gateway's request context, or None."""
+def _refuse(reason: str) -> CallerRefused:
+    return CallerRefused(f"The request's identity cannot be read: {reason}. Send a fresh token.")
+
+
+def _cognito_groups(value) -> list:
+    # API Gateway's REST Cognito authorizer hands every claim over as a string; a token's
+    # cognito:groups list arrives joined by commas ("admins,approvers"; one group: "admins").
+    # Anything else (a JSON-looking or bracketed value, an empty item, whitespace) is not that
+    # form: refused rather than guessed at. See docs/identity.md for the sources.
+    if value is None:
+        return []
+    if not isinstance(value, str):
+        raise _refuse("cognito:groups is not the comma-joined string API Gateway passes")
+    groups = value.split(",")
+    # fullmatch: a pattern's $ would let a trailing newline through.
+    if not all(_COGNITO_GROUP.fullmatch(group) for group in groups):
+        raise _refuse("cognito:groups is not a comma-joined list of group names")
+    return groups
+
+
+def _scope_claim(value) -> list:
+    # RFC 6749, 3.3: scopes are one string, space-separated; nothing else is split or parsed.
+    if value is None:
+        return []
+    if not isinstance(value, str):
+        raise _refuse("scope is not a space-separated string")
+    scopes = value.split(" ")
+    if not all(_SCOPE_TOKEN.fullmatch(scope) for scope in scopes):
+        raise _refuse("scope is not a list of RFC 6749 scope tokens separated by single spaces")
+    return scopes
+
+
+def _context_list(authorizer: dict, key: str) -> list:
+    # The JWT authorizer writes each list as one JSON list of strings; read exactly that back.
+    try:
+        values = json.loads(authorizer.get(key, ""))
+    except (TypeError, ValueError):
+        values = None
+    if not isinstance(values, list) or not all(isinstance(value, str) and value for value in values):
+        raise _refuse(f"the authorizer's {key} is not a JSON list of strings")
+    return values
+
+
+def _check_exp(authorizer: dict, now: float) -> None:
+    raw = authorizer.get("exp")
+    if not isinstance(raw, str) or not raw.isdigit():
+        raise _refuse("the authorizer gave no token expiry")
+    if now > int(raw) + EXP_SKEW_SECONDS:
+        raise _refuse("the token has expired (the authorizer's cached answer outlived it)")
+
+
+def caller_record(context: dict | None, now: float | None = None, allow_id_tokens: bool = False) -> dict | None:
+    """The caller {"type", "id", "groups", "scopes"} from API Gateway's request context, or None.
+
+    Raises CallerRefused when an authorizer's context does not have exactly the expected form.
+    """
     context = context or {}
     authorizer = context.get("authorizer") or {}
     claims = authorizer.get("claims")
-    if isinstance(claims, dict) and claims.get("sub"):
+    if claims is not None:
+        if not isinstance(claims, dict) or not isinstance(claims.get("sub"), str) or not claims["sub"]:
+            raise _refuse("the Cognito claims have no subject")
+        # Cognito marks its tokens (token_use); an ID token is for the client app, not for APIs.
+        if claims.get("token_use") == "id" and not allow_id_tokens:
+            raise _refuse("only Cognito access tokens are accepted (ACCEPT_ID_TOKENS=on allows ID tokens)")
         return {
             "type": "cognito",
             "id": claims["sub"],
-            "groups": _claim_list(claims.get("cognito:groups")),
-            "scopes": _claim_list(claims.get("scope")),
+            "groups": _cognito_groups(claims.get("cognito:groups")),
+            "scopes": _scope_claim(claims.get("scope")),
         }
-    if authorizer.get("callerType") == "jwt" and authorizer.get("sub"):
+    if authorizer.get("callerType") == "jwt":
+        if not isinstance(authorizer.get("sub"), str) or not authorizer["sub"]:
+            raise _refuse("the authorizer gave no subject")
+        _check_exp(authorizer, time.time() if now is None else now)
         return {
             "type": "jwt",
             "id": authorizer["sub"],
-            "groups": _claim_list(authorizer.get("groups")),
-            "scopes": _claim_list(authorizer.get("scopes")),
+            "groups": _context_list(authorizer, "groups"),
+            "scopes": _context_list(authorizer, "scopes"),
         }
     user_arn = (context.get("identity") or {}).get("userArn")
     if user_arn:
@@ -152,7 +209,10 @@ def caller_record(context: dict | None) -> dict | None:
 
 def bind_caller(request) -> dict | None:
     """Record this request's caller for the access checks further down the call."""
-    caller = caller_record(request.context)
+    _CURRENT_CALLER.set(None)
+    from chalicelib.auth.settings import accept_id_tokens
+
+    caller = caller_record(request.context, allow_id_tokens=accept_id_tokens(os.environ))
     _CURRENT_CALLER.set(caller)
     return caller
 

@@ -126,6 +126,22 @@ class KeySet:
             return self._keys.get(kid)
 
 
+# RFC 9068, section 2.1: JWT access tokens carry typ "at+jwt" ("application/at+jwt").
+ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")
+# OpenID Connect Core 1.0 (sections 2, 3.1.3.6, 3.3.2.11): claims only ID tokens carry.
+ID_TOKEN_ONLY_CLAIMS = ("nonce", "at_hash", "c_hash")
+
+
+def is_id_token(header: dict, claims: dict) -> bool:
+    """True when the issuer marks this token as an ID token (or gives it ID-token-only claims)."""
+    if str(header.get("typ", "")).lower() in ACCESS_TOKEN_TYPES:
+        return False
+    # Cognito marks every token: token_use "id" or "access".
+    if claims.get("token_use") == "id":
+        return True
+    return any(claim in claims for claim in ID_TOKEN_ONLY_CLAIMS)
+
+
 class TokenVerifier:
     """Verifies one issuer's tokens: signature, algorithm, exp, nbf, iat, iss, aud."""
 
@@ -168,27 +184,39 @@ class TokenVerifier:
             raise Unauthorized(f"invalid token ({type(err).__name__}: {err})") from err
         if not isinstance(claims.get("sub"), str) or not claims["sub"]:
             raise Unauthorized("the token has no subject")
+        if not self.settings.accept_id_tokens and is_id_token(header, claims):
+            raise Unauthorized("an ID token was sent; the API takes access tokens (ACCEPT_ID_TOKENS=on allows ID tokens)")
         return claims
 
 
-def _claim_strings(value) -> list:
+def _claim_items(value) -> list:
+    # A string is ONE value; a list is its items. Nothing is split, joined or parsed.
     if isinstance(value, str):
-        return value.split()
+        return [value] if value else []
     if isinstance(value, list):
         return [item for item in value if isinstance(item, str) and item]
     return []
 
 
+def _scope_items(claims: dict) -> list:
+    # RFC 6749, 3.3 (and RFC 9068's "scope"): one space-separated string; some issuers send "scp", a list.
+    scope = claims.get("scope")
+    if isinstance(scope, str) and scope:
+        return [item for item in scope.split(" ") if item]
+    return _claim_items(claims.get("scp")) if isinstance(claims.get("scp"), list) else []
+
+
 def authorizer_context(claims: dict) -> dict:
     """The caller as API Gateway authorizer context (string values only)."""
-    groups = _claim_strings(claims.get("groups")) or _claim_strings(claims.get("cognito:groups"))
-    scopes = _claim_strings(claims.get("scope")) or _claim_strings(claims.get("scp"))
+    groups = _claim_items(claims.get("groups")) or _claim_items(claims.get("cognito:groups"))
     return {
         "callerType": "jwt",
         "sub": claims["sub"],
-        # A JSON list, because group names may contain spaces or commas; scopes never do (RFC 6749, 3.3).
+        # One JSON list per field: the gateway parses exactly this back and refuses anything else.
         "groups": json.dumps(groups),
-        "scopes": " ".join(scopes),
+        "scopes": json.dumps(_scope_items(claims)),
+        # API Gateway replays a cached Allow for AUTHORIZER_TTL seconds: the gateway checks exp itself.
+        "exp": str(int(claims["exp"])),
     }
 
 

@@ -23,6 +23,11 @@ def _parse_access_rule(index: int, rule: object, registry):
     callers, groups, scopes = (_rule_strings(index, rule, key) for key in ("callers", "groups", "scopes"))
     if not (callers or groups or scopes):
         raise _fail(f"ACCESS_RULES[{index}] matches nobody: give at least one of callers, groups or scopes.")
+    federated = [c for c in callers if c.endswith(WILDCARD) and c != WILDCARD and ":federated-user/" in c]
+    if federated:
+        # Whoever calls GetFederationToken picks the name: a prefix would let them pick their way in.
+        raise _fail(f"ACCESS_RULES[{index}].callers matches federated users by a prefix ({federated}); name each "
+                    "federated user by its full ARN, arn:aws:sts::<account>:federated-user/<name>.")
     operations = _rule_strings(index, rule, "operations")
     bad_operations = sorted(set(operations) - set(OPERATIONS) - {WILDCARD})
     if not operations or bad_operations:
@@ -76,6 +81,7 @@ class JwtSettings:
     audiences: tuple
     jwks_url: str | None
     algorithms: tuple
+    accept_id_tokens: bool = False
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -121,4 +127,13 @@ def jwt_settings_from_environ(environ) -> JwtSettings:
             f"JWT_ALGORITHMS may only name asymmetric algorithms ({', '.join(SUPPORTED_ALGORITHMS)}); "
             f"refused: {refused or raw_algorithms!r}. 'none' and HS* are never accepted."
         )
-    return JwtSettings(issuer=issuer, audiences=audiences, jwks_url=jwks_url, algorithms=algorithms)
+    return JwtSettings(issuer=issuer, audiences=audiences, jwks_url=jwks_url, algorithms=algorithms,
+                       accept_id_tokens=accept_id_tokens(environ))
+
+
+def accept_id_tokens(environ) -> bool:
+    """ACCEPT_ID_TOKENS (on/off, default off): whether ID tokens may call the API, for issuers that issue nothing else."""
+    raw = (environ.get("ACCEPT_ID_TOKENS") or "off").strip().lower()
+    if raw not in ("on", "off"):
+        raise _fail(f"ACCEPT_ID_TOKENS must be on or off, got {environ.get('ACCEPT_ID_TOKENS')!r}.")
+    return raw == "on"

@@ -14,7 +14,7 @@ ALLOW_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "X-Amz-Cont
                  "X-Amz-Security-Token"]
 EXPOSE_HEADERS = ["Location", "Retry-After"]
 MAX_AGE_SECONDS = 600
-_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?\Z")
 
 
 def cors_config(environ=os.environ) -> CORSConfig | None:

@@ -2,7 +2,7 @@
 import functools
 import os
 
-from chalicelib.auth.identity import caller_record
+from chalicelib.auth.identity import current_caller
 from chalicelib.validation import (
     NO_QUERY,
     START_EXECUTION_BODY,
@@ -39,10 +39,19 @@ def body(request, rules: dict, query_rules: dict = NO_QUERY) -> dict:
 def start_arguments(request) -> dict:
     """The arguments of a start (asynchronous or synchronous) from its body and headers."""
     fields = parse_body(request.raw_body, START_EXECUTION_BODY)
+    key = request.headers.get("idempotency-key")
+    name = choose_execution_name(fields.get("name"), key)
+    if key is not None and fields.get("name") is None:
+        # The caller's own key: a keyed MAC over the caller and the key names the execution, so the
+        # same key from two callers never meets (and nobody can squat on another's next key).
+        from chalicelib import factory
+        from chalicelib.auth import ownership
+
+        name = ownership.idempotency_name(factory.get_stage_secret(), current_caller(), key)
     return {
         "state_machine": fields["stateMachine"],
         "execution_input": fields.get("input", {}),
-        "name": choose_execution_name(fields.get("name"), request.headers.get("idempotency-key")),
+        "name": name,
         "caller": caller_context(request),
         "trace_header": trace_header(request),
     }
@@ -58,7 +67,7 @@ def caller_context(request) -> dict:
         "sourceIp": identity.get("sourceIp"),
         "requestId": context.get("requestId"),
         # The caller record {"type", "id", "groups", "scopes"}, whatever the stage's AUTH_MODE.
-        **(caller_record(context) or {"type": None, "id": None, "groups": [], "scopes": []}),
+        **(current_caller() or {"type": None, "id": None, "groups": [], "scopes": []}),
     }
 
 

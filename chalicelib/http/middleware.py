@@ -142,8 +142,8 @@ def handle_request(request, get_response):
     """Open the request's time budget, map domain errors, add CORS, log one line, render exact JSON."""
     started = time.perf_counter()
     budget.start(request.lambda_context, api_timeout_seconds=_api_timeout_seconds())
-    bind_caller(request)
     try:
+        bind_caller(request)
         response = get_response(request)
     except GatewayError as err:
         response = error_response(err)

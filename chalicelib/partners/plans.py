@@ -19,7 +19,7 @@ _PLAN_KEYS = ("name", "throttle", "quota", "description")
 _THROTTLE_KEYS = ("rateLimit", "burstLimit")
 _QUOTA_KEYS = ("limit", "period", "offset")
 # A plan's name becomes part of CloudFormation logical ids and Terraform names: letters and digits.
-_PLAN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}$")
+_PLAN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}\Z")
 EXAMPLE = '[{"name": "acme", "throttle": {"rateLimit": 10, "burstLimit": 20}, "quota": {"limit": 100000, "period": "MONTH"}}]'
 
 

@@ -10,15 +10,15 @@ _ARN_PREFIX = r"^arn:(?P<partition>aws[a-z-]*):states:(?P<region>[a-z0-9-]+):(?P
 # A version number or an alias name qualifies a state machine ARN (blue/green releases).
 _QUALIFIER_PATTERN = r"[A-Za-z0-9_.-]{1,80}"
 STATE_MACHINE_ARN = re.compile(
-    _ARN_PREFIX + r"stateMachine:(?P<name>[^:\s]{1,80})(?::(?P<qualifier>" + _QUALIFIER_PATTERN + "))?$"
+    _ARN_PREFIX + r"stateMachine:(?P<name>[^:\s]{1,80})(?::(?P<qualifier>" + _QUALIFIER_PATTERN + r"))?\Z"
 )
 # Standard: ...:execution:<state machine>:<name>. Express executions started
 # asynchronously: ...:express:<state machine>:<name>:<id>.
 _EXECUTION_ARN = re.compile(
     _ARN_PREFIX + f"(?P<kind>execution|express):(?P<state_machine>{NAME_PATTERN}):(?P<name>{NAME_PATTERN})"
-    f"(?::(?P<express_id>{NAME_PATTERN}))?$"
+    f"(?::(?P<express_id>{NAME_PATTERN}))?" r"\Z"
 )
-KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]{1,128}$")
+KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]{1,128}\Z")
 
 
 def unqualified_arn(state_machine_arn: str) -> str:
@@ -86,8 +86,10 @@ class StateMachineRegistry:
         # Executions name the unqualified state machine even when started through a
         # version or alias; the unqualified entry wins, else the first qualified one.
         self._by_execution_owner = {}
+        self._entries_by_owner = {}
         for machine in sorted(machines, key=lambda m: m.qualifier is not None):
             self._by_execution_owner.setdefault(machine.unqualified_arn, machine)
+            self._entries_by_owner.setdefault(machine.unqualified_arn, []).append(machine)
         # Known once: stages where no machine is owner-only skip the access checks per request.
         self.has_owner_only = any(machine.owner_only for machine in machines)
 
@@ -103,6 +105,14 @@ class StateMachineRegistry:
                 f"known: {sorted(self._by_name)}."
             )
         return machine
+
+    def entries_of(self, machine: StateMachine) -> list:
+        """Every allow-listed entry of this machine's unqualified state machine (itself, versions, aliases)."""
+        return list(self._entries_by_owner[machine.unqualified_arn])
+
+    def entries_for_execution(self, execution_arn: str) -> list:
+        """Every allow-listed entry (the machine, its versions, its aliases) an execution ARN may belong to."""
+        return list(self._entries_by_owner[self.for_execution(execution_arn).unqualified_arn])
 
     def for_execution(self, execution_arn: str) -> StateMachine:
         """The allow-listed STANDARD state machine an execution ARN belongs to."""

@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 from chalicelib.errors import GatewayError
 from chalicelib.setting_rules import fail as _fail
 from chalicelib.setting_rules import json_list as _json_list
+from chalicelib.setting_rules import SSM_PARAMETER_NAME
 from chalicelib.setting_rules import require_object as _require_object
 from chalicelib.stepfunctions.registry import KMS_KEY_ARN, StateMachineRegistry
 
@@ -13,9 +14,7 @@ from chalicelib.stepfunctions.registry import KMS_KEY_ARN, StateMachineRegistry
 # are not "ends" and are not offered.
 WEBHOOK_STATUSES = ("ABORTED", "FAILED", "SUCCEEDED", "TIMED_OUT")
 _WEBHOOK_KEYS = {"id", "url", "stateMachines", "statuses", "secretParameter", "kmsKeyArn"}
-_WEBHOOK_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-# SSM parameter names: letters, digits, _.-/ (https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-paramstore-su-create.html).
-_PARAMETER_NAME = re.compile(r"^/?[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+_WEBHOOK_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ def _parse_webhook(index: int, entry: object, registry: StateMachineRegistry, al
             or not set(statuses) <= set(WEBHOOK_STATUSES)):
         raise _fail(f"{where}.statuses must be a non-empty list without repeats of {list(WEBHOOK_STATUSES)}, got {statuses!r}.")
     parameter = entry.get("secretParameter")
-    if not isinstance(parameter, str) or len(parameter) > 2048 or not _PARAMETER_NAME.match(parameter):
+    if not isinstance(parameter, str) or len(parameter) > 2048 or not SSM_PARAMETER_NAME.match(parameter):
         raise _fail(f"{where}.secretParameter must be an SSM parameter name such as "
                     f'"/sfn-gateway/prod/webhooks/{subscription_id}", got {parameter!r}.')
     kms_key_arn = entry.get("kmsKeyArn")

@@ -6,12 +6,21 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from chalicelib.auth import identity
-from chalicelib.auth.access import OPERATIONS, GuardedGateway, guard, owner_tag
+from chalicelib.auth import identity, ownership
+from chalicelib.auth.access import OPERATIONS, GuardedGateway, guard
 from chalicelib.config import config_from_environ
 from chalicelib.errors import AccessDenied, ExecutionNotFound, GatewayMisconfigured, InvalidName
 from chalicelib.stepfunctions.service import StepFunctionsGateway
-from tests.conftest import ACCOUNT, ORDERS_ARN, QUICK_ARN, assert_error, execution_arn, post_json
+from tests.conftest import (
+    ACCOUNT,
+    ORDERS_ARN,
+    QUICK_ARN,
+    TEST_STAGE_SECRET,
+    TEST_STAGE_SECRET_PARAMETER,
+    assert_error,
+    execution_arn,
+    post_json,
+)
 
 STARTED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 PRIVATE_ARN = f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:private"
@@ -25,8 +34,13 @@ BOB = {"type": "jwt", "id": "bob", "groups": ["developers"], "scopes": []}
 ROLE = {"type": "iam", "id": f"arn:aws:iam::{ACCOUNT}:role/ops-deployer", "groups": [], "scopes": []}
 
 
+def owner_tag(caller, name="n1"):
+    """The owner tag the gateway gives `name` for this caller under the test stage secret."""
+    return ownership.owner_tag(TEST_STAGE_SECRET, caller, name)
+
+
 def config_with(rules=None, machines=None):
-    environ = {"STATE_MACHINES": json.dumps(machines or MACHINES)}
+    environ = {"STATE_MACHINES": json.dumps(machines or MACHINES), "STAGE_SECRET_PARAMETER": TEST_STAGE_SECRET_PARAMETER}
     if rules is not None:
         environ["ACCESS_RULES"] = json.dumps(rules)
     return config_from_environ(environ)
@@ -44,7 +58,7 @@ def sfn(aws_credentials):
 def gateway_for(sfn, caller, rules=None, machines=None):
     config = config_with(rules, machines)
     return GuardedGateway(StepFunctionsGateway(lambda read_timeout=None: sfn.client, config), config.registry,
-                          config.access_rules, caller)
+                          config.access_rules, caller, lambda: TEST_STAGE_SECRET)
 
 
 # --- parsing ----------------------------------------------------------------------------------------
@@ -64,6 +78,9 @@ def test_no_access_rules_means_every_caller_may_do_everything():
     ([{"callers": "ada", "stateMachines": ["orders"], "operations": ["read"]}], r"ACCESS_RULES\[0\].callers must be a list"),
     ([{"callers": ["ada"], "stateMachines": ["orders"], "operations": ["read"], "effect": "deny"}], r"unknown keys \['effect'\]"),
     (["ada"], r"ACCESS_RULES\[0\] must be an object"),
+    # Issue 17, item 10: GetFederationToken's caller picks the name, so never a prefix
+    ([{"callers": ["arn:aws:sts::123456789012:federated-user/ops-*"], "stateMachines": ["orders"], "operations": ["read"]}],
+     "federated users by a prefix"),
 ])
 def test_misconfigured_rules_name_the_mistake(rules, named):
     with pytest.raises(GatewayMisconfigured, match=named):
@@ -72,7 +89,7 @@ def test_misconfigured_rules_name_the_mistake(rules, named):
 
 def test_invalid_access_rules_json_is_named():
     with pytest.raises(GatewayMisconfigured, match="ACCESS_RULES is not valid JSON"):
-        config_from_environ({"STATE_MACHINES": json.dumps(MACHINES), "ACCESS_RULES": "[{"})
+        config_from_environ({"STATE_MACHINES": json.dumps(MACHINES), "ACCESS_RULES": "[{", "STAGE_SECRET_PARAMETER": "/s"})
 
 
 def test_owner_only_must_be_a_boolean_on_a_standard_machine():
@@ -213,9 +230,10 @@ def test_owner_only_start_prefixes_the_name_with_the_callers_owner_tag(sfn):
 def test_a_client_cannot_pick_another_callers_tag_as_its_name(sfn):
     # Bob names his execution with Ada's tag: the gateway still prefixes his own.
     forged = owner_tag(ADA) + "n1"
-    sfn.add_response("start_execution", {"executionArn": execution_arn("private", owner_tag(BOB) + forged), "startDate": STARTED},
-                     {"stateMachineArn": PRIVATE_ARN, "name": owner_tag(BOB) + forged, "input": "{}"})
-    assert gateway_for(sfn, BOB).start_execution("private", {}, forged)["name"].startswith(owner_tag(BOB))
+    bobs = owner_tag(BOB, forged) + forged
+    sfn.add_response("start_execution", {"executionArn": execution_arn("private", bobs), "startDate": STARTED},
+                     {"stateMachineArn": PRIVATE_ARN, "name": bobs, "input": "{}"})
+    assert gateway_for(sfn, BOB).start_execution("private", {}, forged)["name"] == bobs
 
 
 @pytest.mark.parametrize("call", [
@@ -234,13 +252,38 @@ def test_another_callers_execution_answers_not_found_without_any_call(sfn, call)
 
 
 def test_owner_only_list_keeps_only_the_callers_own_executions(sfn):
-    mine, theirs = owner_tag(BOB) + "a", owner_tag(ADA) + "b"
+    mine, theirs = owner_tag(BOB, "a") + "a", owner_tag(ADA, "b") + "b"
     executions = [{"executionArn": execution_arn("private", n), "stateMachineArn": PRIVATE_ARN, "name": n,
                    "status": "RUNNING", "startDate": STARTED} for n in (mine, theirs, "console-run")]
-    sfn.add_response("list_executions", {"executions": executions, "nextToken": "more"}, {"stateMachineArn": PRIVATE_ARN})
+    later = owner_tag(BOB, "c") + "c"
+    sfn.add_response("list_executions", {"executions": executions, "nextToken": "more"},
+                     {"stateMachineArn": PRIVATE_ARN, "maxResults": 100})
+    sfn.add_response("list_executions", {"executions": [{**executions[0], "name": later, "executionArn": execution_arn("private", later)}]},
+                     {"stateMachineArn": PRIVATE_ARN, "maxResults": 99, "nextToken": "more"})
     page = gateway_for(sfn, BOB).list_executions("private")
+    # Paged internally to the end: never a short page with a nextToken that counts others' executions
+    assert [e["name"] for e in page["executions"]] == [mine, later]
+    assert page["nextToken"] is None
+
+
+def test_owner_only_list_never_answers_an_empty_page_with_a_next_token(sfn):
+    # Regression (issue 17, item 6): a page of only others' executions used to come back empty with a nextToken.
+    theirs = [{"executionArn": execution_arn("private", owner_tag(ADA, f"b{i}") + f"b{i}"), "stateMachineArn": PRIVATE_ARN,
+               "name": owner_tag(ADA, f"b{i}") + f"b{i}", "status": "RUNNING", "startDate": STARTED} for i in range(2)]
+    mine = owner_tag(BOB, "a") + "a"
+    sfn.add_response("list_executions", {"executions": theirs, "nextToken": "t1"}, {"stateMachineArn": PRIVATE_ARN, "maxResults": 1})
+    sfn.add_response("list_executions", {"executions": [{**theirs[0], "name": mine, "executionArn": execution_arn("private", mine)}],
+                                         "nextToken": "t2"}, {"stateMachineArn": PRIVATE_ARN, "maxResults": 1, "nextToken": "t1"})
+    page = gateway_for(sfn, BOB).list_executions("private", limit=1)
     assert [e["name"] for e in page["executions"]] == [mine]
-    assert page["nextToken"] == "more"
+    # The token is the gateway's own, bound to Bob and the machine: Ada cannot continue Bob's listing
+    assert page["nextToken"].startswith(ownership.LISTING_TOKEN_PREFIX) and "t2" not in page["nextToken"]
+    from chalicelib.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="nextToken"):
+        gateway_for(sfn, ADA).list_executions("private", next_token=page["nextToken"])
+    with pytest.raises(ValidationError, match="nextToken"):
+        gateway_for(sfn, BOB).list_executions("private", next_token="t2")
 
 
 def test_owner_only_names_leave_room_for_the_tag(sfn):
@@ -253,15 +296,18 @@ def test_owner_only_needs_an_identified_caller(sfn):
         gateway_for(sfn, None).start_execution("private", {}, "n1")
 
 
-def test_start_then_wait_needs_no_read_right(sfn):
+def test_start_then_wait_without_the_read_right_answers_only_the_start(sfn):
+    # Regression (issue 17, item 3): Step Functions answers a repeated start (same name and input, still
+    # running) with the existing execution, which may be someone else's; ?wait= used to return its output.
     start_only = [{"callers": ["bob"], "stateMachines": ["orders"], "operations": ["start"]}]
     arn = execution_arn("orders", "n1")
     sfn.add_response("start_execution", {"executionArn": arn, "startDate": STARTED})
-    sfn.add_response("describe_execution", {"executionArn": arn, "stateMachineArn": ORDERS_ARN, "status": "SUCCEEDED",
-                                            "startDate": STARTED, "stopDate": STARTED, "output": "{}"})
     gateway = gateway_for(sfn, BOB, start_only)
     started = gateway.start_execution("orders", {}, "n1")
-    assert gateway.wait_for_execution(started["executionArn"], 1)[0] is True
+    ended, shown = gateway.wait_for_execution(started["executionArn"], 1, known=started)
+    # No DescribeExecution was made (the stubber has none queued): no status, input or output
+    assert ended is False
+    assert shown == {"executionArn": arn, "startDate": "2026-01-02T03:04:05+00:00", "name": "n1", "stateMachine": "orders"}
     with pytest.raises(AccessDenied):  # another request (a new gateway) needs the read right
         gateway_for(sfn, BOB, start_only).describe_execution(arn)
 
@@ -273,7 +319,7 @@ def test_start_then_wait_needs_no_read_right(sfn):
 def as_caller(monkeypatch):
     """Make every request come from the given caller record (what API Gateway's context would say)."""
     def use(caller):
-        monkeypatch.setattr(identity, "caller_record", lambda context: caller)
+        monkeypatch.setattr(identity, "caller_record", lambda context, **_: caller)
     return use
 
 

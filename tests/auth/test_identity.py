@@ -10,7 +10,7 @@ from chalice.app import ChaliceAuthorizer
 
 from app import app
 from chalicelib.auth import identity
-from chalicelib.errors import GatewayMisconfigured
+from chalicelib.errors import CallerRefused, GatewayMisconfigured
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 POOL_ARN = "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_AbCdEf123"
@@ -108,9 +108,6 @@ def test_iam_assumed_role_session_is_identified_by_its_role_arn():
 @pytest.mark.parametrize("groups, expected", [
     ("approvers", ["approvers"]),
     ("approvers,admins", ["approvers", "admins"]),
-    ("[approvers admins]", ["approvers", "admins"]),
-    ('["approvers", "admins"]', ["approvers", "admins"]),
-    (["approvers"], ["approvers"]),
     (None, []),
 ])
 def test_cognito_claims_give_sub_groups_and_scopes(groups, expected):
@@ -121,9 +118,62 @@ def test_cognito_claims_give_sub_groups_and_scopes(groups, expected):
     assert record == {"type": "cognito", "id": "5f3e-uuid", "groups": expected, "scopes": ["orders/start", "orders/read"]}
 
 
+# API Gateway joins a Cognito token's cognito:groups with commas; any other shape is refused, never guessed.
+@pytest.mark.parametrize("groups", ["[approvers admins]", '["approvers", "admins"]', ["approvers"], "approvers,", "a b", "",
+                                    "approvers\n"])
+def test_cognito_groups_in_any_other_form_are_refused(groups):
+    claims = {"sub": "5f3e-uuid", "cognito:groups": groups, "scope": "orders/start"}
+    with pytest.raises(CallerRefused, match="cognito:groups"):
+        identity.caller_record({"authorizer": {"claims": claims}})
+
+
+@pytest.mark.parametrize("scope", ["a  b", " a", "a,b c", '["orders/start"]', ["orders/start"], "", "orders/start\n"])
+def test_cognito_scope_in_any_other_form_than_rfc_6749_is_refused(scope):
+    claims = {"sub": "5f3e-uuid", "scope": scope}
+    if isinstance(scope, str) and "," in scope:
+        # A comma is a legal scope character: "a,b" is ONE scope, never "a" and "b".
+        assert identity.caller_record({"authorizer": {"claims": claims}})["scopes"] == ["a,b", "c"]
+        return
+    with pytest.raises(CallerRefused, match="scope"):
+        identity.caller_record({"authorizer": {"claims": claims}})
+
+
+def test_cognito_id_tokens_are_refused_unless_the_stage_accepts_them():
+    claims = {"sub": "5f3e-uuid", "token_use": "id"}
+    with pytest.raises(CallerRefused, match="ACCEPT_ID_TOKENS"):
+        identity.caller_record({"authorizer": {"claims": claims}})
+    assert identity.caller_record({"authorizer": {"claims": claims}}, allow_id_tokens=True)["id"] == "5f3e-uuid"
+
+
+NOW = 1_800_000_000
+
+
 def test_jwt_authorizer_context_gives_the_caller():
-    context = {"authorizer": {"callerType": "jwt", "sub": "ada", "groups": '["approvers"]', "scopes": "a b", "principalId": "ada"}}
-    assert identity.caller_record(context) == {"type": "jwt", "id": "ada", "groups": ["approvers"], "scopes": ["a", "b"]}
+    context = {"authorizer": {"callerType": "jwt", "sub": "ada", "groups": '["approvers"]', "scopes": '["a", "b"]',
+                              "exp": str(NOW + 600), "principalId": "ada"}}
+    assert identity.caller_record(context, now=NOW) == {"type": "jwt", "id": "ada", "groups": ["approvers"], "scopes": ["a", "b"]}
+
+
+@pytest.mark.parametrize("field, value", [
+    ("groups", "approvers"), ("groups", "approvers,admins"), ("groups", '"approvers"'), ("groups", "[1]"),
+    ("groups", '[""]'), ("groups", '{"a": 1}'), ("scopes", "a b"), ("scopes", "[a b]"), ("scopes", None),
+    ("exp", None), ("exp", "soon"), ("exp", "-5"),
+])
+def test_jwt_authorizer_context_that_is_not_exactly_the_authorizers_form_is_refused(field, value):
+    authorizer = {"callerType": "jwt", "sub": "ada", "groups": '["approvers"]', "scopes": '["a"]', "exp": str(NOW + 600)}
+    if value is None:
+        del authorizer[field]
+    else:
+        authorizer[field] = value
+    with pytest.raises(CallerRefused):
+        identity.caller_record({"authorizer": authorizer}, now=NOW)
+
+
+def test_a_cached_allow_is_refused_once_its_token_expired_past_60_seconds_of_skew():
+    authorizer = {"callerType": "jwt", "sub": "ada", "groups": "[]", "scopes": "[]", "exp": str(NOW)}
+    assert identity.caller_record({"authorizer": authorizer}, now=NOW + 60)["id"] == "ada"
+    with pytest.raises(CallerRefused, match="expired"):
+        identity.caller_record({"authorizer": authorizer}, now=NOW + 61)
 
 
 def test_request_without_an_identity_has_no_caller():
@@ -133,7 +183,7 @@ def test_request_without_an_identity_has_no_caller():
 
 def test_access_log_records_the_caller(client, caplog, monkeypatch):
     # Given a request whose context names an assumed-role session
-    monkeypatch.setattr(identity, "caller_record", lambda context: {"type": "iam", "id": "arn:aws:iam::123456789012:role/r", "groups": [], "scopes": []})
+    monkeypatch.setattr(identity, "caller_record", lambda context, **_: {"type": "iam", "id": "arn:aws:iam::123456789012:role/r", "groups": [], "scopes": []})
     with caplog.at_level("INFO", logger="sfn_gateway.access"):
         response = client.http.get("/state-machines")
     # Then the access log line holds the caller record

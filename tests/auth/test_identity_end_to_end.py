@@ -15,12 +15,13 @@ from chalice.config import Config
 from requests_aws4auth import AWS4Auth
 
 from app import app
-from chalicelib.auth.access import owner_tag
+from chalicelib.auth.ownership import owned_name
 from local.engine import LocalEngine
 from local.issuer import DevIssuer
 from local.server import make_server
 from tests.auth.jwt_support import hostile_tokens, malformed_tokens
 from tests.openapi_schemas import validate_response
+from tests.conftest import TEST_STAGE_SECRET, TEST_STAGE_SECRET_PARAMETER
 from tests.test_end_to_end import Stack
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -177,7 +178,8 @@ def iam_stack():
             machines[name]["ownerOnly"] = True
         machines["echo-express"]["passCallerContext"] = True
         variables = {"STATE_MACHINES": json.dumps(machines), "SFN_ENDPOINT_URL": engine.url,
-                     "ACCESS_RULES": json.dumps(IAM_RULES), "TASK_ROUTES": "on"}
+                     "ACCESS_RULES": json.dumps(IAM_RULES), "TASK_ROUTES": "on",
+                     "STAGE_SECRET_PARAMETER": TEST_STAGE_SECRET_PARAMETER}
         config = Config(chalice_stage="local", user_provided_params={"chalice_app": app, "app_name": "sfn-gateway"},
                         config_from_disk={"stages": {"local": {"environment_variables": variables}}})
         server = make_server(app, config, access_key="testing", secret_key="testing", identities=KEYS)
@@ -221,7 +223,7 @@ def test_owner_only_second_caller_cannot_read_stop_or_list_the_first_callers_exe
     started = call("POST", f"{iam_stack}/executions", "ada-key", {"stateMachine": "slow", "name": "mine", "input": {"seconds": 20}})
     assert started.status_code == 201, started.text
     arn = started.json()["executionArn"]
-    assert started.json()["name"] == owner_tag({"type": "iam", "id": "arn:aws:iam::123456789012:role/approvers"}) + "mine"
+    assert started.json()["name"] == owned_name(TEST_STAGE_SECRET, {"type": "iam", "id": "arn:aws:iam::123456789012:role/approvers"}, "mine")
     location = f"{iam_stack}/executions/{quote(arn, safe='')}"
     # And Bob starts his own under the same name: the owner tags keep them apart
     bobs = call("POST", f"{iam_stack}/executions", "bob-key", {"stateMachine": "slow", "name": "mine", "input": {"seconds": 20}})

@@ -11,6 +11,7 @@ from tests.conftest import (
     TEST_STATE_MACHINES,
     assert_error,
     execution_arn,
+    key_name,
     post_json,
 )
 
@@ -286,7 +287,7 @@ def test_caller_context_wraps_the_input_when_the_machine_asks_for_it(caller_clie
 
 
 def test_caller_context_retry_with_same_key_returns_the_running_execution(caller_client, stub):
-    arn = execution_arn(name="k1")
+    arn = execution_arn(name=key_name("k1"))
     stub.add_client_error("start_execution", "ExecutionAlreadyExists", "exists", 400)
     stub.add_response("describe_execution", {**description(arn, "RUNNING"), "input": json.dumps({"input": {"n": 1}, "caller": {"userArn": None}})},
                       {"executionArn": arn})
@@ -296,7 +297,7 @@ def test_caller_context_retry_with_same_key_returns_the_running_execution(caller
 
 
 def test_caller_context_retry_with_other_input_returns_409(caller_client, stub):
-    arn = execution_arn(name="k1")
+    arn = execution_arn(name=key_name("k1"))
     stub.add_client_error("start_execution", "ExecutionAlreadyExists", "exists", 400)
     stub.add_response("describe_execution", {**description(arn, "RUNNING"), "input": json.dumps({"input": {"n": 2}, "caller": {}})})
     response = post_json(caller_client, "/executions", {"stateMachine": "orders", "input": {"n": 1}}, {"Idempotency-Key": "k1"})

@@ -7,7 +7,7 @@ import pytest
 from chalice.app import IAMAuthorizer
 
 from app import app
-from tests.conftest import ORDERS_ARN, OTHER_ARN, assert_error, execution_arn, post_json
+from tests.conftest import ORDERS_ARN, OTHER_ARN, assert_error, execution_arn, key_name, post_json
 
 STARTED = datetime.datetime(2026, 11, 25, 12, 0, 0, tzinfo=datetime.timezone.utc)
 STOPPED = STARTED + datetime.timedelta(seconds=3)
@@ -130,15 +130,18 @@ def test_start_execution_accepts_an_allow_listed_full_arn_and_defaults_input_to_
     assert response.json_body["stateMachine"] == "orders"
 
 
-def test_start_execution_uses_idempotency_key_as_name(client, stub):
+def test_start_execution_names_the_execution_after_the_callers_idempotency_key(client, stub):
+    # The caller's own key: a keyed MAC over caller and key, readable prefix first (issue 17, item 3)
+    name = key_name("key-7")
+    assert name.startswith("key-7-") and len(name) == len("key-7-") + 32
     stub.add_response(
         "start_execution",
-        {"executionArn": execution_arn(name="key-7"), "startDate": STARTED},
-        {"stateMachineArn": ORDERS_ARN, "name": "key-7", "input": '"x"'},
+        {"executionArn": execution_arn(name=name), "startDate": STARTED},
+        {"stateMachineArn": ORDERS_ARN, "name": name, "input": '"x"'},
     )
     response = post_json(client, "/executions", {"stateMachine": "orders", "input": "x"}, {"Idempotency-Key": "key-7"})
     assert response.status_code == 201
-    assert response.json_body["name"] == "key-7"
+    assert response.json_body["name"] == name
 
 
 def test_start_execution_without_name_or_key_generates_a_uuid_name(client, stub):

@@ -253,9 +253,10 @@ def test_cognito_locally_checks_nothing_as_its_banner_and_message_say():
         anonymous = requests.get(f"{stack.url}/state-machines", timeout=30)
         assert anonymous.status_code == 200, anonymous.text
         assert "hello" in {machine["name"] for machine in anonymous.json()["stateMachines"]}
-        # A token nobody signed, long expired, from another issuer: its claims are taken as they are.
+        # A token nobody signed, long expired, from another issuer: its claims are taken as they are
+        # (cognito:groups written as API Gateway passes it, one comma-joined string; a list is refused).
         forged = _unsigned_token({"sub": "mallory", "cognito:username": "mallory", "exp": 1,
-                                  "iss": "https://evil.example.com", "cognito:groups": ["approvers"]})
+                                  "iss": "https://evil.example.com", "cognito:groups": "approvers"})
         started = requests.post(f"{stack.url}/executions", json={"stateMachine": "hello", "input": {}},
                                 headers={"Authorization": forged}, timeout=30)
         assert started.status_code == 201, started.text

@@ -27,7 +27,9 @@ def test_webhook_policy_grants_exactly_the_parameters_keys_and_subscribed_execut
         "arn:aws:ssm:eu-west-1:123456789012:parameter/hr-secret",
         "arn:aws:ssm:us-east-1:123456789012:parameter/sfn-gateway/prod/webhooks/billing",
     ]
-    assert statements["WebhookSecretKeys"] == {"Sid": "WebhookSecretKeys", "Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": [KEY]}
+    # The secret's key only through SSM (issue 17, item 10)
+    assert statements["WebhookSecretKeys"] == {"Sid": "WebhookSecretKeys", "Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": [KEY],
+                                               "Condition": {"StringEquals": {"kms:ViaService": ["ssm.us-east-1.amazonaws.com"]}}}
     # refunds is allow-listed but not subscribed: no DescribeExecution on it
     assert statements["SubscribedExecutions"]["Action"] == ["states:DescribeExecution"]
     assert statements["SubscribedExecutions"]["Resource"] == [
@@ -71,5 +73,6 @@ def test_describe_execution_on_a_machine_with_its_own_key_may_decrypt_with_it():
     })
     environ = {"STATE_MACHINES": machines, "WEBHOOKS": json.dumps([subscription()])}
     statements = {s["Sid"]: s for s in policy.webhook_policy_for_environment(environ)["Statement"]}
-    # orders is subscribed: its key; refunds is not: not its key
-    assert statements["WebhookSecretKeys"]["Resource"] == [machine_key]
+    # orders is subscribed: its key, only through Step Functions (issue 17, item 10); refunds is not: not its key
+    assert statements["SubscribedMachineKeys"]["Resource"] == [machine_key]
+    assert statements["SubscribedMachineKeys"]["Condition"] == {"StringEquals": {"kms:ViaService": ["states.us-east-1.amazonaws.com"]}}

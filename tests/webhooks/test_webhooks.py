@@ -607,6 +607,7 @@ def test_numbers_in_input_and_output_reach_the_receiver_exactly(monkeypatch):
 def test_describe_execution_for_a_webhook_needs_no_caller_even_with_owner_only_machines(monkeypatch, stub):
     # Given an ownerOnly machine (the API checks each caller's tag) and an event without its output
     monkeypatch.setenv("STATE_MACHINES", json.dumps({"orders": {"arn": ORDERS_ARN, "ownerOnly": True}}))
+    monkeypatch.setenv("STAGE_SECRET_PARAMETER", "/sfn-gateway/test/stage-secret")
     monkeypatch.setenv("WEBHOOKS", json.dumps([subscription_entry()]))
     get_config.cache_clear()
     arn = execution_arn("orders", "run-1")

@@ -39,6 +39,10 @@ class AccessDenied(ApiGatewayError):
     """401/403: API Gateway refused the signature, token or route, or the stage's access rules (Code AccessDenied)."""
 
 
+class CallerRefused(AccessDenied):
+    """401: the caller's identity, as the authorizer passed it, was refused (e.g. a token expired behind API Gateway's cache)."""
+
+
 # --- the gateway's error table (openapi.yaml lists the same codes; a test keeps them in step) ---
 
 
@@ -181,7 +185,7 @@ ERROR_CLASSES: Dict[str, Type[ApiError]] = {
         TaskRoutesDisabled, ExecutionAlreadyExists, ExecutionNotRedrivable, TaskTimedOut, InputTooLarge,
         UnsupportedMediaType, Throttled, GatewayMisconfigured, InternalServerError, NotImplementedByBackend,
         BackendError, BackendUnavailable, BackendTimeout, StateMachineDeleting, ExecutionLimitExceeded,
-        KmsAccessDenied, KmsKeyUnavailable, AccessDenied, ApprovalsDisabled, ApprovalNotFound,
+        KmsAccessDenied, KmsKeyUnavailable, AccessDenied, CallerRefused, ApprovalsDisabled, ApprovalNotFound,
         ApprovalAlreadyAnswered, ApprovalClosed,
     )
 }

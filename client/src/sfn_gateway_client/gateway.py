@@ -36,6 +36,8 @@ TERMINAL_EVENTS = ("ExecutionSucceeded", "ExecutionFailed", "ExecutionTimedOut",
 MAX_SERVER_WAIT = 25
 # A read must outlast the gateway's own wait, plus its Step Functions call.
 _READ_MARGIN = 10.0
+# An execution ARN quoted in Step Functions' ExecutionAlreadyExists message.
+_EXECUTION_ARN_IN_MESSAGE = re.compile(r"arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[^'\s:]+:[^'\s]+")
 _EXECUTE_API_HOST = re.compile(r"\.execute-api\.([a-z0-9-]+)\.(?:vpce\.)?amazonaws\.com(?:\.cn)?$")
 _USER_AGENT = f"sfn-gateway-client/{__version__} python/{platform.python_version()}"
 
@@ -117,8 +119,8 @@ class Gateway:
         start returns the execution the first attempt created instead of creating a second one.
         """
         if name and idempotency_key and name != idempotency_key:
-            raise ConfigurationError("name and idempotency_key must be equal when both are given (the gateway "
-                                     "uses the key as the execution name).")
+            raise ConfigurationError("name and idempotency_key must be equal when both are given (a given name "
+                                     "is the execution's name; a key alone names it after the caller and the key).")
         key = name or idempotency_key or str(uuid.uuid4())
         body = {"stateMachine": state_machine, "input": {} if input is None else input}
         if name:
@@ -135,7 +137,7 @@ class Gateway:
             # answer was lost) once that execution has ended: hand that one back.
             if getattr(err, "attempts", 1) < 2:
                 raise
-            answer = self._own_execution(state_machine, key, body["input"])
+            answer = self._own_execution(state_machine, key, body["input"], err.message)
             if answer is None:
                 raise
             status, headers = 201, {"Location": self._execution_path(answer["executionArn"])}
@@ -278,14 +280,21 @@ class Gateway:
                 return
             query["nextToken"] = page["nextToken"]
 
-    def _own_execution(self, state_machine: str, key: str, execution_input: Any) -> Optional[Dict[str, Any]]:
-        """The execution named `key` of this state machine, if its input is ours; else None."""
-        for machine in self.state_machines():
-            if state_machine in (machine["name"], machine["stateMachineArn"]):
-                arn = machine["stateMachineArn"].replace(":stateMachine:", ":execution:", 1) + ":" + key
-                break
+    def _own_execution(self, state_machine: str, key: str, execution_input: Any,
+                       message: str = "") -> Optional[Dict[str, Any]]:
+        """The execution our key named (Step Functions' 409 names it), if its input is ours; else None."""
+        # The gateway names a keyed start after the caller and the key (only the gateway can compute
+        # it); Step Functions' "Execution Already Exists: '<arn>'" says which one it is.
+        named = _EXECUTION_ARN_IN_MESSAGE.search(message)
+        if named:
+            arn = named.group(0)
         else:
-            return None
+            for machine in self.state_machines():
+                if state_machine in (machine["name"], machine["stateMachineArn"]):
+                    arn = machine["stateMachineArn"].replace(":stateMachine:", ":execution:", 1) + ":" + key
+                    break
+            else:
+                return None
         described = self.describe(arn)
         recorded = described.get("input")
         # With passCallerContext the recorded input wraps the client's: {"input": ..., "caller": ...}.
