@@ -17,7 +17,7 @@ from tests.openapi_schemas import validate_response
 def stage(make_client, dynamodb, monkeypatch):
     """A test stage with APPROVALS=on over the moto table; requests come from `caller`."""
     callers = {"now": ADA}
-    monkeypatch.setattr(identity, "caller_record", lambda context: callers["now"])
+    monkeypatch.setattr(identity, "caller_record", lambda context, **options: callers["now"])
     monkeypatch.setattr(factory, "get_dynamodb_client", lambda: dynamodb)
     sfn = boto3.client("stepfunctions", region_name="us-east-1")
     monkeypatch.setattr(factory, "get_sfn_client", lambda read_timeout=None: sfn)
@@ -116,13 +116,13 @@ def test_get_never_answers(stage, approval_id):
 
 
 def test_a_stage_without_approvals_answers_404_approvals_disabled(make_client, monkeypatch):
-    monkeypatch.setattr(identity, "caller_record", lambda context: ADA)
+    monkeypatch.setattr(identity, "caller_record", lambda context, **options: ADA)
     with make_client(MACHINES) as client:
         assert_error(client.http.get("/approvals"), 404, "ApprovalsDisabled")
 
 
 def test_a_stage_with_approvals_but_no_table_names_the_setting(make_client, monkeypatch):
-    monkeypatch.setattr(identity, "caller_record", lambda context: ADA)
+    monkeypatch.setattr(identity, "caller_record", lambda context, **options: ADA)
     with make_client(MACHINES, APPROVALS="on", APPROVALS_QUEUE="q") as client:
         response = client.http.get("/approvals")
     assert_error(response, 500, "GatewayMisconfigured")
