@@ -3,6 +3,7 @@
 `AUTH_MODE=jwt make run` starts one so the gateway's real JWT authorizer can be tried without an
 identity provider. Its RSA signing key lives only in this process; `rotate()` adds a new key (new
 kid) the way IdPs rotate, and `available = False` makes the JWKS answer 503 (an IdP outage).
+Browser pages (the approvals inbox) sign demo users in through `code_flow` (local/code_flow.py).
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+
+from local.code_flow import AUTHORIZE_PATH, TOKEN_PATH, CodeFlow, read_form
 
 DEFAULT_AUDIENCE = "sfn-gateway-local"
 DISCOVERY_PATH = "/.well-known/openid-configuration"
@@ -46,6 +49,8 @@ class DevIssuer:
         self.available = True
         self.jwks_requests = 0
         self._keys = [new_signing_key()]
+        # Browser sign-in (authorization code + PKCE) for the inbox page; clients register their loopback URLs.
+        self.code_flow = CodeFlow(self, DEMO_USERS)
         self._server = ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
         self._thread = None
@@ -117,9 +122,13 @@ class DevIssuer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
+                path, _, query = self.path.partition("?")
                 if self.path == DISCOVERY_PATH:
                     self._json(200, {"issuer": issuer.issuer, "jwks_uri": issuer.url + JWKS_PATH,
-                                     "id_token_signing_alg_values_supported": ["RS256"]})
+                                     "id_token_signing_alg_values_supported": ["RS256"],
+                                     **issuer.code_flow.discovery()})
+                elif path == AUTHORIZE_PATH:
+                    issuer.code_flow.handle_authorize(self, query)
                 elif self.path == JWKS_PATH:
                     issuer.jwks_requests += 1
                     if issuer.available:
@@ -129,10 +138,24 @@ class DevIssuer:
                 else:
                     self._json(404, {"error": "not found"})
 
+            def do_POST(self):
+                form = read_form(self)
+                if self.path not in (AUTHORIZE_PATH, TOKEN_PATH):
+                    self._json(404, {"error": "not found"})
+                elif form is None:
+                    self._json(400, {"error": "invalid_request",
+                                     "error_description": "Send a form (application/x-www-form-urlencoded) under 16 KiB."})
+                elif self.path == AUTHORIZE_PATH:
+                    issuer.code_flow.handle_authorize(self, "", form)
+                else:
+                    issuer.code_flow.handle_token(self, form)
+
             def _json(self, status: int, body: dict) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
+                # Public documents: the inbox page (another origin) reads the discovery document.
+                self.send_header("Access-Control-Allow-Origin", "*")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
