@@ -4,9 +4,12 @@ import os
 from chalice import Chalice
 
 from chalicelib import factory, identity, inputs, responses, webhook_rule
+from chalicelib.approvals import triggers as approval_triggers
 from chalicelib.cors import STAGE_CORS
 from chalicelib.middleware import handle_request
 from chalicelib.validation import (
+    ANSWER_APPROVAL_BODY,
+    LIST_APPROVALS_QUERY,
     HISTORY_QUERY,
     LIST_EXECUTIONS_QUERY,
     NO_BODY,
@@ -121,6 +124,30 @@ def send_task_heartbeat():
     return factory.get_gateway().send_task_heartbeat(body["taskToken"])
 
 
+@app.route("/approvals", authorizer=authorizer)
+def list_approvals():
+    query = inputs.query(app.current_request, LIST_APPROVALS_QUERY)
+    return factory.get_approvals_inbox().list_pending(query.get("limit"), query.get("nextToken"))
+
+
+@app.route("/approvals/{approval_id}", authorizer=authorizer)
+def show_approval(approval_id):
+    inputs.query(app.current_request)
+    return factory.get_approvals_inbox().show(approval_id)
+
+
+@app.route("/approvals/{approval_id}/approve", methods=["POST"], authorizer=authorizer)
+def approve(approval_id):
+    body = inputs.body(app.current_request, ANSWER_APPROVAL_BODY)
+    return factory.get_approvals_inbox().answer(approval_id, "approved", body.get("comment"), body.get("data"))
+
+
+@app.route("/approvals/{approval_id}/reject", methods=["POST"], authorizer=authorizer)
+def reject(approval_id):
+    body = inputs.body(app.current_request, ANSWER_APPROVAL_BODY)
+    return factory.get_approvals_inbox().answer(approval_id, "rejected", body.get("comment"), body.get("data"))
+
+
 # Chalice builds the event rule with the app, and `chalice package/deploy/local` load the
 # stage's variables before importing app.py: the one import-time read for webhooks.
 _WEBHOOK_PATTERN = webhook_rule.event_pattern(os.environ)
@@ -131,3 +158,21 @@ if _WEBHOOK_PATTERN:
         from chalicelib import webhooks  # here, not at the top: the API function's cold start skips http.client
 
         webhooks.deliver_status_change(event.to_dict(), event.context)
+
+
+# The approvals queue and the closer's rule are part of the app Chalice builds: the one
+# import-time read for approvals (chalicelib/approvals/triggers.py, light like webhook_rule).
+_APPROVALS_QUEUE = approval_triggers.queue_name(os.environ)
+if _APPROVALS_QUEUE:
+
+    @app.on_sqs_message(queue=_APPROVALS_QUEUE, batch_size=10, name="approvals_consumer")
+    def consume_approvals(event):
+        from chalicelib.approvals import handlers  # the consumer's modules only in its own function
+
+        return handlers.consume(event.to_dict())
+
+    @app.on_cw_event(approval_triggers.closer_pattern(os.environ), name="approvals_closer")
+    def close_approvals(event):
+        from chalicelib.approvals import handlers
+
+        return handlers.close(event.to_dict())

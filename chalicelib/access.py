@@ -15,7 +15,7 @@ from urllib.parse import unquote
 
 from chalicelib.errors import AccessDenied, ExecutionNotFound, InvalidName
 
-OPERATIONS = ("start", "sync", "read", "stop", "redrive", "tasks")
+OPERATIONS = ("start", "sync", "read", "stop", "redrive", "tasks", "approve")
 # Operations on state machines: what makes a machine show up in GET /state-machines.
 MACHINE_OPERATIONS = ("start", "sync", "read", "stop", "redrive")
 WILDCARD = "*"
@@ -84,6 +84,18 @@ class AccessRules:
         if not caller or not caller.get("id"):
             return False
         return self._merged_rule(operation, machine_name).matches_caller(caller)
+
+
+def may_approve(rules: AccessRules | None, caller: dict | None, machine_name: str, candidate_users,
+                candidate_groups) -> bool:
+    """May this caller answer an approval of this machine: "approve" granted, and a candidate (if any are named)?"""
+    if not caller or not caller.get("id"):
+        return False
+    if rules is not None and not rules.allows(caller, "approve", machine_name):
+        return False
+    if not candidate_users and not candidate_groups:
+        return True
+    return caller["id"] in candidate_users or not set(candidate_groups).isdisjoint(caller.get("groups") or ())
 
 
 def owner_tag(caller: dict) -> str:

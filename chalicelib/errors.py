@@ -125,6 +125,22 @@ class AccessDenied(GatewayError):
     """The stage's access rules do not let this caller do this operation on this state machine."""
 
 
+class ApprovalsDisabled(GatewayError):
+    """This stage has no approvals inbox (APPROVALS is off)."""
+
+
+class ApprovalNotFound(GatewayError):
+    """No approval with this id that the caller may answer (unknown and not-yours look the same)."""
+
+
+class ApprovalAlreadyAnswered(GatewayError):
+    """The approval was answered before; the first answer stands."""
+
+
+class ApprovalClosed(GatewayError):
+    """The approval's execution ended (or its task timed out) without an answer."""
+
+
 # Step Functions error code -> domain error. Anything not listed becomes BackendError.
 _SFN_ERRORS = {
     "ExecutionDoesNotExist": ExecutionNotFound,
@@ -164,10 +180,14 @@ _HTTP_STATUS = {
     ExecutionNotFound: (404, None),
     TaskNotFound: (404, None),
     TaskRoutesDisabled: (404, None),
+    ApprovalsDisabled: (404, None),
+    ApprovalNotFound: (404, None),
+    ApprovalAlreadyAnswered: (409, None),
     ExecutionAlreadyExists: (409, None),
     StateMachineDeleting: (409, None),
     ExecutionNotRedrivable: (409, None),
     TaskTimedOut: (410, None),
+    ApprovalClosed: (410, None),
     InputTooLarge: (413, None),
     Throttled: (429, 1),
     # Open executions end in their own time: no retry interval is honest.

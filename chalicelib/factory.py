@@ -55,3 +55,45 @@ def get_ssm_client():
         region_name=get_config().region,
         config=Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 3}),
     )
+
+
+def _aws_client(service: str):
+    # AWS_ENDPOINT_URL_<SERVICE> (botocore reads it itself) points these at the local stack.
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        service,
+        region_name=get_config().region,
+        config=Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 3}),
+    )
+
+
+@functools.cache
+def get_dynamodb_client():
+    """The cached DynamoDB client of the approvals table."""
+    return _aws_client("dynamodb")
+
+
+@functools.cache
+def get_sqs_client():
+    """The cached SQS client that writes the approvals dead-letter queue."""
+    return _aws_client("sqs")
+
+
+def get_approvals_store():
+    """The approvals table of this stage (ApprovalsDisabled when APPROVALS is off)."""
+    from chalicelib.approvals.settings import get_settings
+    from chalicelib.approvals.store import ApprovalStore
+
+    return ApprovalStore(get_dynamodb_client(), get_settings().table)
+
+
+def get_approvals_inbox():
+    """The approvals inbox as this request's caller sees it."""
+    from chalicelib.approvals.inbox import ApprovalsInbox, send_answer
+    from chalicelib.identity import current_caller
+
+    store = get_approvals_store()
+    config = get_config()
+    return ApprovalsInbox(store, config.registry, config.access_rules, current_caller(), send_answer(get_sfn_client))

@@ -132,6 +132,24 @@ TASK_FAILURE_BODY = {
     "cause": Field(_string(32_768, min_length=0)),
 }
 TASK_HEARTBEAT_BODY = {"taskToken": _TASK_TOKEN}
+
+
+def _answer_data(field, value):
+    # The answer's data reaches the workflow inside SendTaskSuccess's output (256 KiB at most).
+    if not isinstance(value, dict):
+        raise ValidationError(f"{field} must be a JSON object.")
+    serialize_payload(value, field)
+    return value
+
+
+LIST_APPROVALS_QUERY = {
+    "limit": Field(_integer(1, 100)),
+    "nextToken": Field(_string(1024)),
+}
+ANSWER_APPROVAL_BODY = {
+    "comment": Field(_string(2000, min_length=0)),
+    "data": Field(_answer_data),
+}
 NO_BODY: dict = {}
 NO_QUERY: dict = {}
 

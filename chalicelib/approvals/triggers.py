@@ -1,0 +1,54 @@
+"""What Chalice must know while it builds the app on APPROVALS=on stages: the queue and the closer's rule.
+
+Read when app.py is imported (`chalice package/deploy/local` load the stage's variables first),
+so this module stays light: the rest of chalicelib.approvals is imported only by the handlers.
+"""
+import re
+
+from chalicelib.config import WEBHOOK_STATUSES as ENDED_STATUSES
+from chalicelib.errors import GatewayMisconfigured
+from chalicelib.webhook_rule import EVENT_DETAIL_TYPE, EVENT_SOURCE
+# SQS queue names: 1-80 letters, digits, - and _ (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_CreateQueue.html).
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+
+
+def _fail(message: str) -> GatewayMisconfigured:
+    return GatewayMisconfigured(f"Invalid gateway configuration: {message}")
+
+
+def enabled(environ) -> bool:
+    """APPROVALS=on|off (default off)."""
+    raw = (environ.get("APPROVALS") or "off").strip().lower()
+    if raw not in ("on", "off"):
+        raise _fail(f"APPROVALS must be on or off, got {environ.get('APPROVALS')!r}.")
+    return raw == "on"
+
+
+def queue_name(environ) -> str | None:
+    """The name of the stage's approvals queue (APPROVALS_QUEUE), which the consumer function reads; None when off."""
+    if not enabled(environ):
+        return None
+    name = (environ.get("APPROVALS_QUEUE") or "").strip()
+    if not _QUEUE_NAME.match(name):
+        raise _fail(
+            "APPROVALS=on needs APPROVALS_QUEUE, the name of the stage's approvals queue (1-80 letters, digits, "
+            f"- or _; one per stage, e.g. \"sfn-gateway-prod-approvals\"), got {name!r}."
+        )
+    return name
+
+
+def closer_pattern(environ) -> dict | None:
+    """The EventBridge pattern that closes approvals when an execution of the stage's machines ends."""
+    if not enabled(environ):
+        return None
+    from chalicelib.config import parse_state_machines
+
+    standard = sorted({m.unqualified_arn for m in parse_state_machines(environ.get("STATE_MACHINES")) if not m.is_express})
+    if not standard:
+        raise _fail("APPROVALS=on needs at least one STANDARD state machine in STATE_MACHINES "
+                    "(EXPRESS workflows cannot wait for a task token).")
+    return {
+        "source": [EVENT_SOURCE],
+        "detail-type": [EVENT_DETAIL_TYPE],
+        "detail": {"stateMachineArn": standard, "status": list(ENDED_STATUSES)},
+    }
