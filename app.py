@@ -131,22 +131,22 @@ def list_approvals():
     return factory.get_approvals_inbox().list_pending(query.get("limit"), query.get("nextToken"))
 
 
-@app.route("/approvals/{approval_id}", authorizer=authorizer)
-def show_approval(approval_id):
+@app.route("/approvals/{approvalId}", authorizer=authorizer)
+def show_approval(approvalId):
     inputs.query(app.current_request)
-    return factory.get_approvals_inbox().show(approval_id)
+    return factory.get_approvals_inbox().show(approvalId)
 
 
-@app.route("/approvals/{approval_id}/approve", methods=["POST"], authorizer=authorizer)
-def approve(approval_id):
+@app.route("/approvals/{approvalId}/approve", methods=["POST"], authorizer=authorizer)
+def approve_approval(approvalId):
     body = inputs.body(app.current_request, ANSWER_APPROVAL_BODY)
-    return factory.get_approvals_inbox().answer(approval_id, "approved", body.get("comment"), body.get("data"))
+    return factory.get_approvals_inbox().answer(approvalId, "approved", body.get("comment"), body.get("data"))
 
 
-@app.route("/approvals/{approval_id}/reject", methods=["POST"], authorizer=authorizer)
-def reject(approval_id):
+@app.route("/approvals/{approvalId}/reject", methods=["POST"], authorizer=authorizer)
+def reject_approval(approvalId):
     body = inputs.body(app.current_request, ANSWER_APPROVAL_BODY)
-    return factory.get_approvals_inbox().answer(approval_id, "rejected", body.get("comment"), body.get("data"))
+    return factory.get_approvals_inbox().answer(approvalId, "rejected", body.get("comment"), body.get("data"))
 
 
 # The inbox page, where people sign in (jwt and cognito stages with APPROVALS=on): a public shell

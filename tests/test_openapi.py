@@ -35,6 +35,10 @@ REQUEST_RULES = {
     "send_task_success": (validation.TASK_SUCCESS_BODY, validation.NO_QUERY),
     "send_task_failure": (validation.TASK_FAILURE_BODY, validation.NO_QUERY),
     "send_task_heartbeat": (validation.TASK_HEARTBEAT_BODY, validation.NO_QUERY),
+    "list_approvals": (None, validation.LIST_APPROVALS_QUERY),
+    "show_approval": (None, validation.NO_QUERY),
+    "approve_approval": (validation.ANSWER_APPROVAL_BODY, validation.NO_QUERY),
+    "reject_approval": (validation.ANSWER_APPROVAL_BODY, validation.NO_QUERY),
 }
 STARTED = {
     "executionArn": "arn:aws:states:us-east-1:123456789012:execution:orders:run-1",

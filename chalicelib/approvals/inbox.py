@@ -55,10 +55,8 @@ def _listed(item: dict) -> dict:
 
 
 def _page(items: list, continue_after: dict | None) -> dict:
-    page = {"approvals": [_listed(item) for item in items]}
-    if continue_after:
-        page["nextToken"] = _encode_page(continue_after)
-    return page
+    return {"approvals": [_listed(item) for item in items],
+            "nextToken": _encode_page(continue_after) if continue_after else None}
 
 
 def _shown(item: dict) -> dict:
