@@ -39,6 +39,12 @@
     $("problem").textContent = text || "";
   }
 
+  function reason(body, status) {
+    // The gateway's messages end with a full stop already.
+    const message = (body && body.Message) || "error " + status;
+    return /[.!?]$/.test(message) ? message : message + ".";
+  }
+
   // --- PKCE and sign-in -------------------------------------------------------------------------
 
   function base64url(bytes) {
@@ -236,7 +242,7 @@
       } else if (status === 404 || status === 410) {
         removeItem(item);
       } else {
-        target.textContent = "Details could not be loaded (" + (body.Message || status) + ").";
+        target.textContent = "Details could not be loaded: " + reason(body, status);
       }
     } catch (err) {
       handleFailure(err);
@@ -268,7 +274,7 @@
       } else {
         buttons.forEach((button) => { button.disabled = false; });
       }
-      problem("“" + (approval.title || approval.id) + "” was not answered: " + (answered.Message || "error " + status) + ".");
+      problem("“" + (approval.title || approval.id) + "” was not answered: " + reason(answered, status));
     } catch (err) {
       buttons.forEach((button) => { button.disabled = false; });
       handleFailure(err);
@@ -280,7 +286,7 @@
     if (append && nextToken) query.set("nextToken", nextToken);
     const { status, body } = await api("GET", "approvals?" + query.toString());
     if (status !== 200) {
-      problem("The approvals could not be listed: " + (body.Message || "error " + status) + ".");
+      problem("The approvals could not be listed: " + reason(body, status));
       return;
     }
     if (!append) $("approvals").replaceChildren();
