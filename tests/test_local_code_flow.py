@@ -232,3 +232,26 @@ def test_only_loopback_pages_may_register():
             issuer.code_flow.register_client("x", ["http://example.com/inbox"])
         with pytest.raises(ValueError, match="loopback"):
             issuer.code_flow.register_client("x", ["https://127.0.0.1/inbox"])
+
+
+class _App:
+    def __init__(self, routes):
+        self.routes = routes
+
+
+def test_make_run_registers_the_inbox_page_under_both_loopback_names(monkeypatch):
+    from local.run import _inbox_banner, open_inbox
+
+    monkeypatch.setenv("INBOX_CLIENT_ID", INBOX_CLIENT_ID)
+    with DevIssuer() as issuer:
+        assert open_inbox(issuer, _App({"/health": {}}), 8123) is None
+        assert issuer.code_flow.allowed_origins() == set()
+        url = open_inbox(issuer, _App({"/inbox": {}}), 8123)
+        assert url == "http://127.0.0.1:8123/inbox"
+        assert issuer.code_flow.allowed_origins() == {"http://127.0.0.1:8123", "http://localhost:8123"}
+        verifier = secrets.token_urlsafe(48)
+        params = authorize_params(verifier, redirect_uri="http://localhost:8123/inbox", login_hint="ada")
+        assert authorize(issuer, params).status_code == 303
+    banner = _inbox_banner(url)
+    assert "Approvals inbox: http://127.0.0.1:8123/inbox" in banner
+    assert "http://127.0.0.1:8123/inbox?login_hint=ada" in banner
