@@ -28,6 +28,9 @@ FILES = {
 }
 # OAuth client ids: Cognito's are alphanumeric, others add . _ - : @ (e.g. Google's ...apps.googleusercontent.com).
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,256}$")
+# RFC 6749 3.3: space-separated scope tokens of printable ASCII but " and \.
+_SCOPES = re.compile(r'^[!#-\[\]-~]+( [!#-\[\]-~]+)*$')
+DEFAULT_SCOPES = "openid"
 # Which token the API's authorizer takes: API Gateway's Cognito authorizer (no scopes configured)
 # verifies ID tokens; the gateway's JWT authorizer checks the audience of access tokens (JWT_AUDIENCE).
 _TOKEN_BY_MODE = {"jwt": "access_token", "cognito": "id_token"}
@@ -45,6 +48,7 @@ class PageSettings:
 
     issuer: str
     client_id: str
+    scopes: str
     token: str
     connect_origins: tuple
 
@@ -97,9 +101,13 @@ def page_settings(environ) -> PageSettings:
             "with the issuer for the authorization code flow with PKCE, its redirect URI the page's URL "
             f"(https://<api>/<stage>/inbox); got {client_id!r}."
         )
+    scopes = " ".join((environ.get("INBOX_SCOPES") or DEFAULT_SCOPES).split())
+    if not _SCOPES.match(scopes) or len(scopes) > 1024:
+        raise _fail(f"INBOX_SCOPES must be OAuth scopes separated by spaces (e.g. \"openid email\"), got {scopes!r}.")
     extra = _auth_origin(environ, mode)
     origins = tuple(dict.fromkeys(o for o in (_origin(issuer), extra) if o))
-    return PageSettings(issuer=issuer, client_id=client_id, token=_TOKEN_BY_MODE[mode], connect_origins=origins)
+    return PageSettings(issuer=issuer, client_id=client_id, scopes=scopes, token=_TOKEN_BY_MODE[mode],
+                        connect_origins=origins)
 
 
 def content_security_policy(settings: PageSettings) -> str:
@@ -128,7 +136,7 @@ def page(environ) -> Response:
     settings = page_settings(environ)
     body = Template(_read("inbox.html")).substitute(
         issuer=html.escape(settings.issuer), client_id=html.escape(settings.client_id),
-        token=html.escape(settings.token))
+        scopes=html.escape(settings.scopes), token=html.escape(settings.token))
     return Response(body=body, status_code=200, headers={
         "Content-Type": "text/html; charset=utf-8",
         "Content-Security-Policy": content_security_policy(settings),

@@ -29,7 +29,7 @@ def stage(import_app, make_client, monkeypatch):
 
     def build(**environment):
         for key in ("AUTH_MODE", "APPROVALS", "JWT_ISSUER", "COGNITO_USER_POOL_ARNS", "INBOX_CLIENT_ID",
-                    "INBOX_AUTH_ORIGIN"):
+                    "INBOX_AUTH_ORIGIN", "INBOX_SCOPES"):
             monkeypatch.delenv(key, raising=False)
         application = import_app(**environment)
         client = make_client(application=application, **environment)
@@ -57,6 +57,7 @@ def test_jwt_stage_serves_the_shell_without_a_token(stage):
     assert f'data-issuer="{ISSUER}"' in text
     assert 'data-client-id="inbox-client"' in text
     assert 'data-token="access_token"' in text
+    assert 'data-scopes="openid"' in text
     assert '<script src="inbox/app.js" defer></script>' in text
     assert '<link rel="stylesheet" href="inbox/app.css">' in text
     assert (response.headers["Cache-Control"], response.headers["Referrer-Policy"]) == ("no-store", "no-referrer")
@@ -154,12 +155,18 @@ def test_cognito_stage_without_the_token_endpoints_origin_names_the_setting(stag
     ({"INBOX_CLIENT_ID": 'x" onload="alert(1)'}, "INBOX_CLIENT_ID"),
     ({"INBOX_AUTH_ORIGIN": "https://auth.example.com/oauth2"}, "INBOX_AUTH_ORIGIN"),
     ({"INBOX_AUTH_ORIGIN": "http://auth.example.com"}, "INBOX_AUTH_ORIGIN"),
+    ({"INBOX_SCOPES": 'openid "><script>'}, "INBOX_SCOPES"),
 ])
 def test_page_setting_mistakes_are_named_at_first_use(stage, changes, named):
     response = stage(**{**JWT_STAGE, **changes}).http.get("/inbox")
     assert response.status_code == 500
     body = json.loads(response.body)
     assert (body["Code"], named in body["Message"]) == ("GatewayMisconfigured", True)
+
+
+def test_scopes_for_an_idp_that_needs_them_reach_the_page(stage):
+    text = stage(**{**JWT_STAGE, "INBOX_SCOPES": "openid  api://sfn-gateway/approve"}).http.get("/inbox").body.decode()
+    assert 'data-scopes="openid api://sfn-gateway/approve"' in text
 
 
 def test_an_extra_token_origin_joins_connect_src(stage):

@@ -15,6 +15,7 @@
   const settings = {
     issuer: main.dataset.issuer.replace(/\/$/, ""),
     clientId: main.dataset.clientId,
+    scopes: main.dataset.scopes,
     token: main.dataset.token,
   };
   // The page's own address (no query) is the redirect URI registered with the issuer.
@@ -87,7 +88,7 @@
       response_type: "code",
       client_id: settings.clientId,
       redirect_uri: redirectUri,
-      scope: "openid",
+      scope: settings.scopes,
       state: request.state,
       nonce: request.nonce,
       code_challenge: await s256(request.verifier),
