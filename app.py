@@ -4,7 +4,6 @@ import os
 from chalice import Chalice
 
 from chalicelib import factory, identity, inputs, responses, webhook_rule
-from chalicelib.approvals import page as approvals_page
 from chalicelib.approvals import triggers as approval_triggers
 from chalicelib.cors import STAGE_CORS
 from chalicelib.middleware import handle_request
@@ -152,15 +151,19 @@ def reject_approval(approvalId):
 # The inbox page, where people sign in (jwt and cognito stages with APPROVALS=on): a public shell
 # without data, like /health; its script asks the routes above with the person's token. Read at
 # import, like the approvals triggers below: Chalice builds the API with or without these routes.
-if approvals_page.served(os.environ):
+if approval_triggers.inbox_page_served(os.environ):
 
     @app.route("/inbox")
     def inbox_page():
-        return approvals_page.page(os.environ)
+        from chalicelib.approvals import page  # here, not at the top: API requests never load the page
+
+        return page.page(os.environ)
 
     @app.route("/inbox/{file_name}")
     def inbox_file(file_name):
-        return approvals_page.static_file(file_name)
+        from chalicelib.approvals import page
+
+        return page.static_file(file_name)
 
 
 # Chalice builds the event rule with the app, and `chalice package/deploy/local` load the

@@ -7,11 +7,9 @@ shell carries settings only (issuer, client id); the approvals come from the API
 with the signed-in person's bearer token.
 """
 import functools
-import html
+import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
-from string import Template
 from urllib.parse import urlsplit
 
 from chalice import NotFoundError, Response
@@ -20,7 +18,7 @@ from chalicelib.config import check_key_url, jwt_settings_from_environ
 from chalicelib.errors import GatewayMisconfigured
 from chalicelib.identity import auth_mode, cognito_user_pool_arns
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 # URL name -> (file under static/, Content-Type). The page links them relative to its own URL.
 FILES = {
     "app.js": ("inbox.js", "text/javascript; charset=utf-8"),
@@ -81,13 +79,6 @@ def _auth_origin(environ, mode: str) -> str | None:
     return raw
 
 
-def served(environ) -> bool:
-    """Whether the stage serves the page: people sign in with tokens (jwt, cognito) and approvals are on."""
-    from chalicelib.approvals.triggers import enabled
-
-    return auth_mode(environ) in _TOKEN_BY_MODE and enabled(environ)
-
-
 def page_settings(environ) -> PageSettings:
     """The inbox page's settings from the stage's variables, with a message naming each mistake."""
     mode = auth_mode(environ)
@@ -128,11 +119,15 @@ def content_security_policy(settings: PageSettings) -> str:
 
 @functools.cache
 def _read(name: str) -> str:
-    return (STATIC_DIR / name).read_text(encoding="utf-8")
+    with open(os.path.join(STATIC_DIR, name), encoding="utf-8") as file:
+        return file.read()
 
 
 def page(environ) -> Response:
     """The inbox page's HTML shell."""
+    import html  # only the page's requests need these
+    from string import Template
+
     settings = page_settings(environ)
     body = Template(_read("inbox.html")).substitute(
         issuer=html.escape(settings.issuer), client_id=html.escape(settings.client_id),

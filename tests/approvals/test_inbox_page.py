@@ -1,6 +1,7 @@
 """The inbox page: served only where people sign in, a shell without data, strict CSP, its files from the gateway."""
 import json
 import re
+from pathlib import Path
 
 import pytest
 from chalice.test import Client
@@ -117,7 +118,7 @@ def test_any_other_file_name_is_404(stage, name):
 
 
 def test_script_writes_text_only_and_asks_for_s256():
-    script = (page.STATIC_DIR / "inbox.js").read_text()
+    script = (Path(page.STATIC_DIR) / "inbox.js").read_text()
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
         assert sink not in script
     assert 'code_challenge_method: "S256"' in script
@@ -126,7 +127,7 @@ def test_script_writes_text_only_and_asks_for_s256():
 
 
 def test_page_files_stay_small():
-    sizes = {path.name: path.stat().st_size for path in page.STATIC_DIR.iterdir()}
+    sizes = {path.name: path.stat().st_size for path in Path(page.STATIC_DIR).iterdir()}
     assert set(sizes) == {"inbox.html", "inbox.js", "inbox.css"}
     assert sum(sizes.values()) < 24 * 1024, sizes
 
