@@ -123,6 +123,20 @@ def _install() -> None:
     _installed = True
 
 
+def subscribe(listener) -> None:
+    """Call listener(event) for every status-change event of the local engine (after the webhooks' own)."""
+    _install()
+    with _listeners_lock:
+        _listeners.append(listener)
+
+
+def unsubscribe(listener) -> None:
+    """Stop calling listener."""
+    with _listeners_lock:
+        if listener in _listeners:
+            _listeners.remove(listener)
+
+
 def new_secret() -> str:
     """A fresh Standard Webhooks secret (whsec_ + base64 of 32 random bytes)."""
     return "whsec_" + base64.b64encode(os.urandom(32)).decode()

@@ -155,31 +155,49 @@ def start_stack(host: str, port: int, sfn_port: int, access_key: str, secret_key
     from local.server import make_server
 
     engine = LocalEngine(host=host, port=sfn_port, region=region).start()
-    webhooks = None
+    webhooks = approvals = None
     try:
         state_machines = engine.deploy_demo_state_machines(str(PROJECT_DIR / "statemachines"))
+        overrides = {}
         if webhook_port is not None:
             from local.events import DemoWebhooks
 
             webhooks = DemoWebhooks(engine.url, state_machines, webhook_port, os.environ.get("WEBHOOK_URL"), region)
-            # As chalice local does: the stage's variables are in place before app.py is
-            # imported, because the webhooks event rule is built from them.
-            os.environ.update(_stage_config(None, engine.url, state_machines, webhooks.variables).environment_variables)
+            overrides.update(webhooks.variables)
+        if _approvals_wanted():
+            from local.approvals import LocalApprovals
+
+            approvals = LocalApprovals(engine.url, region)
+            overrides.update(approvals.variables)
+        if overrides:
+            # As chalice local does: the stage's variables are in place before app.py is imported,
+            # because the webhooks' event rule and the approvals' queue and rule are built from them.
+            os.environ.update(_stage_config(None, engine.url, state_machines, overrides).environment_variables)
         from app import app
 
         server = make_server(
-            app, _stage_config(app, engine.url, state_machines, webhooks and webhooks.variables), host, port,
+            app, _stage_config(app, engine.url, state_machines, overrides), host, port,
             access_key=access_key, secret_key=secret_key, region=region, identities=identities,
         )
         server.webhooks = webhooks
+        server.approvals = approvals
         if webhooks:
             webhooks.attach(sys.modules["app"])
+        if approvals:
+            approvals.attach(sys.modules["app"])
     except BaseException:
         if webhooks:
             webhooks.stop()
+        if approvals:
+            approvals.stop()
         engine.stop()
         raise
     return engine, server
+
+
+def _approvals_wanted() -> bool:
+    # On unless the shell says APPROVALS=off: the demo approval workflow then only waits for its token.
+    return (os.environ.get("APPROVALS") or "on").strip().lower() != "off"
 
 
 def _banner(url: str, access_key: str, secret_key: str, region: str, engine_url: str, machines,
@@ -348,6 +366,8 @@ def main(argv=None) -> int:
         print("Ctrl-C stops everything.", flush=True)
     if server.webhooks:
         print(server.webhooks.banner(), flush=True)
+    if server.approvals:
+        print(server.approvals.banner(url), flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -356,6 +376,8 @@ def main(argv=None) -> int:
         server.server_close()
         if server.webhooks:
             server.webhooks.stop()
+        if server.approvals:
+            server.approvals.stop()
         engine.stop()
         if issuer is not None:
             issuer.stop()

@@ -117,6 +117,21 @@ def _parser() -> argparse.ArgumentParser:
                          help="the task's output (default {})")
     failure.add_argument("--error")
     failure.add_argument("--cause")
+
+    approvals = command("approvals", "the approvals inbox: list, show, approve or reject")
+    actions = approvals.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listed = actions.add_parser("list", help="pending approvals you may answer, newest first (one JSON object per line)")
+    show = actions.add_parser("show", help="one approval with its details and status")
+    approve = actions.add_parser("approve", help="approve: the workflow gets decision \"approved\"")
+    reject = actions.add_parser("reject", help="reject: the workflow gets decision \"rejected\"")
+    for sub in (listed, show, approve, reject):
+        _add_connection_options(sub, defaults=False)
+    for sub in (show, approve, reject):
+        sub.add_argument("approval_id", metavar="ID")
+    for sub in (approve, reject):
+        sub.add_argument("--comment", metavar="C", help="a comment the workflow receives")
+        sub.add_argument("--data", metavar="JSON|@FILE|-", type=_json_object_argument,
+                         help="a JSON object the workflow receives as data")
     return parser
 
 
@@ -138,6 +153,13 @@ def _json_argument(text: str) -> Any:
         return json.loads(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"not valid JSON ({err})")
+
+
+def _json_object_argument(text: str) -> Any:
+    value = _json_argument(text)
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object")
+    return value
 
 
 def _seconds(text: str) -> float:
@@ -337,9 +359,30 @@ def _task(gateway: Gateway, args, out: Output) -> int:
     return EXIT_OK
 
 
+def _approval_text(approval: Dict[str, Any]) -> str:
+    return _fields(approval, ("id", "status", "title", "stateMachine", "executionArn", "createdAt", "expiresAt",
+                              "candidateGroups", "candidateUsers", "answeredBy", "answeredAt", "comment", "details"))
+
+
+def _approvals(gateway: Gateway, args, out: Output) -> int:
+    if args.action == "list":
+        for approval in gateway.approvals():
+            out.line(approval, "  ".join(str(approval.get(key) or "") for key in
+                                         ("id", "createdAt", "stateMachine", "title")))
+        return EXIT_OK
+    if args.action == "show":
+        approval = gateway.approval(args.approval_id)
+    else:
+        answer = gateway.approve if args.action == "approve" else gateway.reject
+        approval = answer(args.approval_id, comment=args.comment, data=args.data)
+    out.document(approval, _approval_text(approval))
+    return EXIT_OK
+
+
 COMMANDS = {
     "machines": _machines, "start": _start, "run": _run, "describe": _describe, "wait": _wait,
     "list": _list, "history": _history, "stop": _stop, "redrive": _redrive, "task": _task,
+    "approvals": _approvals,
 }
 
 

@@ -150,6 +150,22 @@ class BackendTimeout(ApiError):
     """504: Step Functions did not answer in time; the call may still take effect."""
 
 
+class ApprovalsDisabled(ApiError):
+    """404: the stage has no approvals inbox (APPROVALS is off)."""
+
+
+class ApprovalNotFound(ApiError):
+    """404: no such approval, or one you may not answer (the gateway does not say which)."""
+
+
+class ApprovalAlreadyAnswered(ApiError):
+    """409: the approval was answered before; the first answer stands."""
+
+
+class ApprovalClosed(ApiError):
+    """410: the approval's execution ended (or its task timed out) without an answer."""
+
+
 # The explicit list of known codes. A code missing here still raises, as UnknownApiError.
 ERROR_CLASSES: Dict[str, Type[ApiError]] = {
     cls.__name__: cls
@@ -159,7 +175,8 @@ ERROR_CLASSES: Dict[str, Type[ApiError]] = {
         TaskRoutesDisabled, ExecutionAlreadyExists, ExecutionNotRedrivable, TaskTimedOut, InputTooLarge,
         UnsupportedMediaType, Throttled, GatewayMisconfigured, InternalServerError, NotImplementedByBackend,
         BackendError, BackendUnavailable, BackendTimeout, StateMachineDeleting, ExecutionLimitExceeded,
-        KmsAccessDenied, KmsKeyUnavailable, AccessDenied,
+        KmsAccessDenied, KmsKeyUnavailable, AccessDenied, ApprovalsDisabled, ApprovalNotFound,
+        ApprovalAlreadyAnswered, ApprovalClosed,
     )
 }
 

@@ -217,6 +217,24 @@ class Gateway:
         """SendTaskHeartbeat: the waiting task is still being worked on."""
         return self._call("POST", "/tasks/heartbeat", body={"taskToken": task_token})[1]
 
+    def approvals(self, *, page_size: Optional[int] = None) -> Iterator[Dict[str, Any]]:
+        """Every pending approval you may answer (newest first), following `nextToken` page by page."""
+        yield from self._pages("/approvals", {"limit": page_size}, "approvals")
+
+    def approval(self, approval_id: str) -> Dict[str, Any]:
+        """One approval with its details and status."""
+        return self._call("GET", self._approval_route(approval_id))[1]
+
+    def approve(self, approval_id: str, *, comment: Optional[str] = None, data: Optional[Dict[str, Any]] = None
+                ) -> Dict[str, Any]:
+        """Approve; the workflow gets `{"decision": "approved", ...}`. ApprovalAlreadyAnswered if someone was first."""
+        return self._answer(approval_id, "approve", comment, data)
+
+    def reject(self, approval_id: str, *, comment: Optional[str] = None, data: Optional[Dict[str, Any]] = None
+               ) -> Dict[str, Any]:
+        """Reject; the workflow gets `{"decision": "rejected", ...}`. ApprovalAlreadyAnswered if someone was first."""
+        return self._answer(approval_id, "reject", comment, data)
+
     def close(self) -> None:
         """Close pooled connections."""
         self._http.clear()
@@ -270,6 +288,14 @@ class Gateway:
                                                 and "caller" in recorded):
             return None
         return {name: described.get(name) for name in ("executionArn", "startDate", "name", "stateMachine")}
+
+    def _answer(self, approval_id: str, verb: str, comment: Optional[str], data: Optional[Dict[str, Any]]
+                ) -> Dict[str, Any]:
+        body = {key: value for key, value in (("comment", comment), ("data", data)) if value is not None}
+        return self._call("POST", self._approval_route(approval_id) + "/" + verb, body=body)[1]
+
+    def _approval_route(self, approval_id: str) -> str:
+        return "/approvals/" + quote(approval_id, safe="")
 
     def _execution_route(self, execution_arn: str) -> str:
         return "/executions/" + quote(execution_arn, safe="")
