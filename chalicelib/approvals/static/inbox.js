@@ -250,10 +250,10 @@
     }
   }
 
-  function removeItem(item) {
+  function removeItem(item, hadFocus) {
     // Focus goes to the next approval (or the list's heading), never lost with the removed item.
     const next = item.nextElementSibling || item.previousElementSibling;
-    const hadFocus = item.contains(document.activeElement);
+    hadFocus = hadFocus || item.contains(document.activeElement);
     item.remove();
     updateCount();
     if (hadFocus) (next ? next.querySelector("h3") : $("pending-heading")).focus();
@@ -261,19 +261,22 @@
 
   async function answer(item, approval, decision, comment, buttons) {
     problem("");
+    // Disabled buttons drop focus: remember whether it was here, to hand it on afterwards.
+    const hadFocus = item.contains(document.activeElement);
     buttons.forEach((button) => { button.disabled = true; });
     const body = comment.value.trim() ? { comment: comment.value.trim() } : {};
     try {
       const { status, body: answered } = await api("POST", approvalPath(approval.id) + "/" + decision, body);
       if (status === 200) {
-        removeItem(item);
+        removeItem(item, hadFocus);
         say(decision === "approve" ? "Approved" : "Rejected");
         return;
       }
       if (status === 404 || status === 409 || status === 410) {
-        removeItem(item);
+        removeItem(item, hadFocus);
       } else {
         buttons.forEach((button) => { button.disabled = false; });
+        if (hadFocus) item.querySelector("textarea").focus();
       }
       problem("“" + (approval.title || approval.id) + "” was not answered: " + reason(answered, status));
     } catch (err) {
