@@ -10,6 +10,7 @@ import shutil
 import threading
 import time
 import uuid
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -150,3 +151,46 @@ def test_ada_approves_from_the_inbox_page_and_the_waiting_caller_gets_her_answer
     answered = requests.get(f"{jwt_stack.url}/approvals/{approval['id']}", headers=bearer(jwt_stack.tokens["ada"]),
                             timeout=10).json()
     assert (answered["status"], answered["answeredBy"]) == ("APPROVED", "ada")
+
+
+def start(stack, title):
+    """A demo approval execution, not waited for; its ARN."""
+    body = {"stateMachine": "approval", "input": {"title": title}}
+    response = requests.post(f"{stack.url}/executions", json=body, headers=bearer(stack.tokens["ada"]), timeout=10)
+    assert response.status_code == 201, response.text
+    return response.json()["executionArn"]
+
+
+def test_rejecting_and_an_approval_answered_elsewhere_first(jwt_stack, browser):
+    from playwright.sync_api import expect
+
+    suffix = uuid.uuid4().hex[:8]
+    titles = {"answered elsewhere": f"Deploy to prod ({suffix})", "rejected here": f"Delete the archive ({suffix})"}
+    arns = {key: start(jwt_stack, title) for key, title in titles.items()}
+    elsewhere = wait_for_approval(jwt_stack, titles["answered elsewhere"])
+    wait_for_approval(jwt_stack, titles["rejected here"])
+    page = browser.new_page()
+    page.goto(jwt_stack.inbox_url + "?login_hint=ada")
+    items = {key: page.get_by_role("listitem").filter(has=page.get_by_role("heading", name=title))
+             for key, title in titles.items()}
+    expect(items["answered elsewhere"]).to_have_count(1)
+    expect(items["rejected here"]).to_have_count(1)
+
+    # Someone answers the first through the API while it is still on the page: the page's answer comes second
+    first = requests.post(f"{jwt_stack.url}/approvals/{elsewhere['id']}/approve", json={},
+                          headers=bearer(jwt_stack.tokens["ada"]), timeout=10)
+    assert first.status_code == 200, first.text
+    items["answered elsewhere"].get_by_role("button", name="Reject").click()
+    expect(page.get_by_role("alert")).to_contain_text(f"“{titles['answered elsewhere']}” was not answered")
+    expect(page.get_by_role("alert")).to_contain_text("the first answer stands")
+    expect(items["answered elsewhere"]).to_have_count(0)
+
+    # The second is rejected with the mouse, and its workflow gets the rejection
+    items["rejected here"].get_by_role("button", name="Reject").click()
+    expect(page.get_by_role("status")).to_have_text("Rejected")
+    expect(items["rejected here"]).to_have_count(0)
+    for key, decision in (("answered elsewhere", "approved"), ("rejected here", "rejected")):
+        ended = requests.get(f"{jwt_stack.url}/executions/{quote(arns[key], safe='')}?wait=10",
+                             headers=bearer(jwt_stack.tokens["ada"]), timeout=20).json()
+        output = json.loads(ended["output"]) if isinstance(ended["output"], str) else ended["output"]
+        assert (ended["status"], output["decision"]) == ("SUCCEEDED", decision)
