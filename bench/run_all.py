@@ -9,7 +9,7 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
 # Quick ones first; any other bench/*.py found is run after these.
-PREFERRED_ORDER = ["overhead", "roundtrip", "startup", "wait_delay", "webhook_delay", "listing", "load"]
+PREFERRED_ORDER = ["overhead", "roundtrip", "startup", "wait_delay", "webhook_delay", "approval_delay", "listing", "load"]
 SCRIPT_TIME_LIMIT = 900
 
 

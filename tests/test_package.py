@@ -12,6 +12,7 @@ import pytest
 
 from app import app
 from chalicelib import webhook_rule
+from chalicelib.approvals import triggers as approval_triggers
 from chalicelib.cors import cors_config
 from tools import package as packaging
 from tools import policy
@@ -388,9 +389,10 @@ def test_sam_webhooks_rule_has_the_stages_pattern_and_its_own_least_privilege_ro
 @pytest.mark.parametrize("stage", WEBHOOK_STAGES)
 def test_terraform_webhooks_rule_has_the_stages_pattern(packages, stage):
     resources = _terraform(packages, stage)["resource"]
-    [rule] = resources["aws_cloudwatch_event_rule"].values()
+    # The webhooks function's own rule (an APPROVALS=on stage has the approvals closer's too).
+    rule = resources["aws_cloudwatch_event_rule"]["webhooks-event"]
     assert json.loads(rule["event_pattern"]) == webhook_rule.event_pattern(_stage_environment(stage))
-    [target] = resources["aws_cloudwatch_event_target"].values()
+    target = resources["aws_cloudwatch_event_target"]["webhooks-event"]
     assert target["arn"] == "${aws_lambda_function.webhooks.arn}"
     role = resources["aws_lambda_function"]["webhooks"]["role"].removeprefix("${aws_iam_role.").removesuffix(".arn}")
     attached = [p for p in resources["aws_iam_role_policy"].values() if p["role"] == f"${{aws_iam_role.{role}.id}}"]
@@ -434,3 +436,90 @@ def test_terraform_gets_the_webhook_failure_destination_beside_chalices_file(pac
 def test_a_stage_without_webhooks_has_no_failure_destination(packages):
     assert "WebhookFailures" not in _sam(packages, "prod")["Resources"]
     assert not (packages["prod"]["terraform"] / packaging.WEBHOOK_FAILURES_TERRAFORM_FILE).exists()
+
+
+# --- approvals inbox (issue 20): APPROVALS=on stages get the queue, the table and the grants ---
+
+APPROVALS_STAGES = [stage for stage in STAGES if approval_triggers.enabled(policy.stage_environment(CONFIG, stage))]
+
+
+def _policy_actions(resources: dict, name: str) -> dict:
+    return {s["Sid"]: (sorted(s["Action"]), s["Resource"])
+            for s in resources[name]["Properties"]["PolicyDocument"]["Statement"]}
+
+
+def test_some_stages_turn_approvals_on_and_prod_does_not():
+    assert APPROVALS_STAGES and "prod" not in APPROVALS_STAGES
+
+
+@pytest.mark.parametrize("stage", APPROVALS_STAGES)
+def test_sam_approvals_queue_table_functions_and_least_privilege_grants(packages, stage):
+    environment = policy.stage_environment(CONFIG, stage)
+    template = _sam(packages, stage)
+    resources = template["Resources"]
+    queue = environment["APPROVALS_QUEUE"]
+    # The queue the consumer's trigger names, with its dead-letter queue; both encrypted
+    assert resources["ApprovalsQueue"]["Properties"]["QueueName"] == queue
+    assert resources["ApprovalsQueue"]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["ApprovalsDeadLetterQueue", "Arn"]}
+    assert all(resources[q]["Properties"]["SqsManagedSseEnabled"] for q in ("ApprovalsQueue", "ApprovalsDeadLetterQueue"))
+    [trigger] = resources["ApprovalsConsumer"]["Properties"]["Events"].values()
+    assert trigger["Properties"]["Queue"]["Fn::Sub"].endswith(f":{queue}")
+    assert "ApprovalsConsumerPolicy" in resources["ApprovalsConsumer"]["DependsOn"]
+    # The table: on demand, encrypted, TTL, never in the template by name
+    table = resources["ApprovalsTable"]["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST" and table["SSESpecification"] == {"SSEEnabled": True}
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+    for function in ("APIHandler", "ApprovalsConsumer", "ApprovalsCloser"):
+        assert resources[function]["Properties"]["Environment"]["Variables"]["APPROVALS_TABLE"] == {"Ref": "ApprovalsTable"}
+    # The closer's rule: the stage's machines ending
+    [rule] = resources["ApprovalsCloser"]["Properties"]["Events"].values()
+    assert rule["Properties"]["Pattern"] == approval_triggers.closer_pattern(environment)
+    # Grants: each function exactly what it calls, on these resources only
+    table_arn = {"Fn::GetAtt": ["ApprovalsTable", "Arn"]}
+    assert _policy_actions(resources, "ApprovalsApiPolicy") == {
+        "ApprovalsTable": (["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+                           [table_arn, {"Fn::Sub": "${ApprovalsTable.Arn}/index/*"}]),
+        policy.TASK_TOKEN_SID: (["states:SendTaskSuccess"], "*"),
+    }
+    assert _policy_actions(resources, "ApprovalsConsumerPolicy") == {
+        "ApprovalsTable": (["dynamodb:PutItem"], table_arn),
+        "ApprovalsQueue": (["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                            "sqs:ReceiveMessage"], {"Fn::GetAtt": ["ApprovalsQueue", "Arn"]}),
+        "ApprovalsDeadLetterQueue": (["sqs:SendMessage"], {"Fn::GetAtt": ["ApprovalsDeadLetterQueue", "Arn"]}),
+    }
+    assert _policy_actions(resources, "ApprovalsCloserPolicy") == {
+        "ApprovalsTable": (["dynamodb:UpdateItem"], table_arn),
+        "ApprovalsByExecution": (["dynamodb:Query"], {"Fn::Sub": "${ApprovalsTable.Arn}/index/by-execution"}),
+    }
+    assert resources["ApprovalsApiPolicy"]["Properties"]["Roles"] == [{"Ref": "ApiHandlerRole"}]
+    # The consumer and closer roles hold only their logs besides these grants
+    for role in ("ApprovalsConsumerRole", "ApprovalsCloserRole"):
+        [inline] = resources[role]["Properties"]["Policies"]
+        assert [s["Sid"] for s in inline["PolicyDocument"]["Statement"]] == ["Logs"]
+    assert template["Outputs"]["ApprovalsQueueUrl"]["Value"] == {"Ref": "ApprovalsQueue"}
+
+
+@pytest.mark.parametrize("stage", APPROVALS_STAGES)
+def test_terraform_gets_the_approvals_resources_beside_chalices_file_and_wired_into_it(packages, stage):
+    environment = policy.stage_environment(CONFIG, stage)
+    extra = json.loads((packages[stage]["terraform"] / packaging.APPROVALS_TERRAFORM_FILE).read_text())
+    resources = extra["resource"]
+    assert resources["aws_sqs_queue"]["approvals"]["name"] == environment["APPROVALS_QUEUE"]
+    table = resources["aws_dynamodb_table"]["approvals"]
+    assert (table["billing_mode"], table["server_side_encryption"], table["ttl"]) == (
+        "PAY_PER_REQUEST", {"enabled": True}, {"attribute_name": "ttl", "enabled": True})
+    assert "approvals_queue_url" in extra["output"]
+    chalice = _terraform(packages, stage)["resource"]
+    for function in ("api_handler", "approvals_consumer", "approvals_closer"):
+        variables = chalice["aws_lambda_function"][function]["environment"]["variables"]
+        assert variables["APPROVALS_TABLE"] == "${aws_dynamodb_table.approvals.name}"
+    [mapping] = chalice["aws_lambda_event_source_mapping"].values()
+    assert mapping["event_source_arn"].endswith(f":{environment['APPROVALS_QUEUE']}")
+    assert "aws_iam_role_policy.approvals_consumer" in mapping["depends_on"]
+
+
+def test_a_stage_without_approvals_packages_none_of_it(packages):
+    resources = _sam(packages, "prod")["Resources"]
+    assert not [name for name in resources if name.startswith("Approvals")]
+    assert not (packages["prod"]["terraform"] / packaging.APPROVALS_TERRAFORM_FILE).exists()

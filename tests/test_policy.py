@@ -204,7 +204,8 @@ def test_rendered_policy_is_stable_sorted_two_space_json():
 def test_check_mode_reports_committed_files_up_to_date(capsys):
     assert policy.main(["--all", "--check"]) == 0
     webhook_stages = [stage for stage in STAGES if policy.webhook_policy_for_stage(policy.load_config(), stage)]
-    assert capsys.readouterr().out.count("up to date") == len(STAGES) + len(webhook_stages)
+    approvals_files = [name for stage in STAGES for name in policy.approvals_function_policies(policy.load_config(), stage)]
+    assert capsys.readouterr().out.count("up to date") == len(STAGES) + len(webhook_stages) + len(approvals_files)
 
 
 def test_check_mode_fails_on_a_stale_file_without_writing(tmp_path, capsys):
@@ -227,3 +228,17 @@ def test_unknown_stage_is_reported_not_written(tmp_path, capsys):
     assert policy.main(["--stage", "staging"], chalice_dir=tmp_path / ".chalice") == 2
     assert "staging" in capsys.readouterr().err
     assert not (tmp_path / ".chalice" / "policy-staging.json").exists()
+
+
+def test_approvals_functions_get_policy_files_holding_only_their_logs():
+    config = policy.load_config()
+    [stage] = [stage for stage in STAGES if policy.approvals_function_policies(config, stage)][:1] or [None]
+    assert stage is not None, "no stage has APPROVALS=on"
+    policies = policy.approvals_function_policies(config, stage)
+    assert sorted(policies) == ["approvals_closer", "approvals_consumer"]
+    for function, document in policies.items():
+        [logs] = document["Statement"]
+        assert logs["Sid"] == "Logs" and all(f"{stage}-{function}" in arn for arn in logs["Resource"])
+        assert config["stages"][stage]["lambda_functions"][function]["iam_policy_file"] == \
+            policy.approvals_policy_path(stage, function).name
+    assert policy.approvals_function_policies(config, "prod") == {}

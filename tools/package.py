@@ -6,6 +6,9 @@
   they are added here: merged into the SAM template, or as a Terraform file beside Chalice's.
 * On stages with "xray": true, `chalice deploy` traces the API Gateway stage but
   `chalice package` only traces the function; the SAM template gets TracingEnabled here.
+* On stages with APPROVALS=on, the approvals queue (+ dead-letter queue), the DynamoDB table
+  (on demand, encrypted, TTL) and the grants of the API, consumer and closer functions on them
+  name resources Chalice does not create: approvals_template() adds them (docs/approvals.md).
 * On stages with WEBHOOKS, failed webhook deliveries need a Lambda on-failure destination,
   which Chalice cannot declare: an SQS queue, the function's EventInvokeConfig and the role's
   sqs:SendMessage come from tools/templates/webhook-failures.{sam,tf}.json (docs/webhooks.md).
@@ -24,7 +27,7 @@ from pathlib import Path
 
 from chalicelib.config import config_from_environ
 from chalicelib.cors import cors_config
-from tools.policy import PROJECT_DIR, load_config, stage_environment
+from tools.policy import PROJECT_DIR, TASK_TOKEN_SID, load_config, stage_environment
 
 FORMATS = ("cloudformation", "terraform")
 GATEWAY_RESPONSE_TYPES = ("DEFAULT_4XX", "DEFAULT_5XX")
@@ -33,6 +36,7 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 WEBHOOK_FAILURES_SAM = TEMPLATES / "webhook-failures.sam.json"
 WEBHOOK_FAILURES_TERRAFORM = TEMPLATES / "webhook-failures.tf.json"
 WEBHOOK_FAILURES_TERRAFORM_FILE = "webhook_failures.tf.json"
+APPROVALS_TERRAFORM_FILE = "approvals.tf.json"
 
 
 def _cors_headers(environment: dict) -> dict | None:
@@ -93,6 +97,174 @@ def with_webhook_failures(merge: dict | None, environment: dict) -> dict | None:
     return merge
 
 
+# Lambda's SQS trigger: the queue's visibility timeout should be at least 6x the function's
+# timeout (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html).
+APPROVALS_VISIBILITY_TIMEOUT = 6 * 29
+APPROVALS_MAX_RECEIVE_COUNT = 5
+MESSAGE_RETENTION_SECONDS = 14 * 86_400
+
+
+def _statement(sid: str, actions, resources) -> dict:
+    return {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": resources}
+
+
+def _role_policy(name: str, role: str, statements: list) -> dict:
+    return {"Type": "AWS::IAM::Policy", "Properties": {
+        "PolicyName": name, "Roles": [{"Ref": role}],
+        "PolicyDocument": {"Version": "2012-10-17", "Statement": statements}}}
+
+
+def approvals_template(environment: dict) -> dict | None:
+    """The SAM resources of the approvals inbox on an APPROVALS=on stage (None otherwise)."""
+    from chalicelib.approvals.store import EXECUTION_INDEX, table_definition
+    from chalicelib.approvals.triggers import queue_name
+
+    queue = queue_name(environment)
+    if queue is None:
+        return None
+    table = table_definition("unused")
+    table_arn = {"Fn::GetAtt": ["ApprovalsTable", "Arn"]}
+    index_arn = lambda index: {"Fn::Sub": "${ApprovalsTable.Arn}/index/" + index}  # noqa: E731
+    queue_arn = {"Fn::GetAtt": ["ApprovalsQueue", "Arn"]}
+    dead_letter_arn = {"Fn::GetAtt": ["ApprovalsDeadLetterQueue", "Arn"]}
+    table_variable = {"Environment": {"Variables": {"APPROVALS_TABLE": {"Ref": "ApprovalsTable"}}}}
+    return {
+        "Resources": {
+            "ApprovalsDeadLetterQueue": {"Type": "AWS::SQS::Queue", "Properties": {
+                "QueueName": f"{queue}-dlq", "MessageRetentionPeriod": MESSAGE_RETENTION_SECONDS,
+                "SqsManagedSseEnabled": True}},
+            # Named: the consumer's trigger is declared by name in app.py (APPROVALS_QUEUE).
+            "ApprovalsQueue": {"Type": "AWS::SQS::Queue", "Properties": {
+                "QueueName": queue, "MessageRetentionPeriod": MESSAGE_RETENTION_SECONDS,
+                "VisibilityTimeout": APPROVALS_VISIBILITY_TIMEOUT, "SqsManagedSseEnabled": True,
+                "RedrivePolicy": {"deadLetterTargetArn": dead_letter_arn,
+                                  "maxReceiveCount": APPROVALS_MAX_RECEIVE_COUNT}}},
+            "ApprovalsTable": {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "Retain",
+                               "UpdateReplacePolicy": "Retain", "Properties": {
+                "BillingMode": table["BillingMode"],
+                "AttributeDefinitions": table["AttributeDefinitions"],
+                "KeySchema": table["KeySchema"],
+                "GlobalSecondaryIndexes": table["GlobalSecondaryIndexes"],
+                "SSESpecification": {"SSEEnabled": True},
+                "TimeToLiveSpecification": {"AttributeName": "ttl", "Enabled": True},
+                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True}}},
+            "ApprovalsApiPolicy": _role_policy("Approvals", "ApiHandlerRole", [
+                _statement("ApprovalsTable", ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"),
+                           [table_arn, index_arn("*")]),
+                _statement(TASK_TOKEN_SID, ("states:SendTaskSuccess",), "*"),
+            ]),
+            "ApprovalsConsumerPolicy": _role_policy("ApprovalsConsumer", "ApprovalsConsumerRole", [
+                # TransactWriteItems is authorised as one PutItem per item.
+                _statement("ApprovalsTable", ("dynamodb:PutItem",), table_arn),
+                _statement("ApprovalsQueue", ("sqs:ChangeMessageVisibility", "sqs:DeleteMessage",
+                                              "sqs:GetQueueAttributes", "sqs:ReceiveMessage"), queue_arn),
+                _statement("ApprovalsDeadLetterQueue", ("sqs:SendMessage",), dead_letter_arn),
+            ]),
+            "ApprovalsCloserPolicy": _role_policy("ApprovalsCloser", "ApprovalsCloserRole", [
+                _statement("ApprovalsTable", ("dynamodb:UpdateItem",), table_arn),
+                _statement("ApprovalsByExecution", ("dynamodb:Query",), index_arn(EXECUTION_INDEX)),
+            ]),
+            "APIHandler": {"Properties": table_variable},
+            # Lambda checks the role's SQS rights when the trigger is created: grants first.
+            "ApprovalsConsumer": {"DependsOn": ["ApprovalsConsumerPolicy", "ApprovalsQueue"], "Properties": {
+                "Environment": {"Variables": {"APPROVALS_TABLE": {"Ref": "ApprovalsTable"},
+                                              "APPROVALS_DLQ_URL": {"Ref": "ApprovalsDeadLetterQueue"}}}}},
+            "ApprovalsCloser": {"DependsOn": ["ApprovalsCloserPolicy"], "Properties": table_variable},
+        },
+        "Outputs": {
+            "ApprovalsQueueUrl": {"Description": "Where workflows send approval requests (docs/approvals.md)",
+                                  "Value": {"Ref": "ApprovalsQueue"}},
+            "ApprovalsQueueArn": {"Description": "For the workflow role's sqs:SendMessage grant",
+                                  "Value": queue_arn},
+            "ApprovalsDeadLetterQueueUrl": {"Description": "Approval messages that broke the contract or kept failing",
+                                            "Value": {"Ref": "ApprovalsDeadLetterQueue"}},
+        },
+    }
+
+
+def _terraform_policy(role: str, statements: list) -> dict:
+    document = json.dumps({"Version": "2012-10-17", "Statement": statements})
+    return {"name": "Approvals", "role": f"${{aws_iam_role.{role}.id}}", "policy": document}
+
+
+def approvals_terraform(out: Path, environment: dict) -> None:
+    """The approvals resources beside chalice.tf.json (APPROVALS_TERRAFORM_FILE), and their wiring into it."""
+    from chalicelib.approvals.store import EXECUTION_INDEX, table_definition
+    from chalicelib.approvals.triggers import queue_name
+
+    queue = queue_name(environment)
+    if queue is None:
+        return
+    table = table_definition("unused")
+    table_arn, queue_arn = "${aws_dynamodb_table.approvals.arn}", "${aws_sqs_queue.approvals.arn}"
+    dead_letter_arn = "${aws_sqs_queue.approvals_dead_letters.arn}"
+    indexes = [{
+        "name": index["IndexName"],
+        "hash_key": index["KeySchema"][0]["AttributeName"],
+        "range_key": index["KeySchema"][1]["AttributeName"] if len(index["KeySchema"]) > 1 else None,
+        "projection_type": index["Projection"]["ProjectionType"],
+        "non_key_attributes": index["Projection"].get("NonKeyAttributes"),
+    } for index in table["GlobalSecondaryIndexes"]]
+    resources = {
+        "aws_sqs_queue": {
+            "approvals_dead_letters": {"name": f"{queue}-dlq", "message_retention_seconds": MESSAGE_RETENTION_SECONDS,
+                                       "sqs_managed_sse_enabled": True},
+            "approvals": {"name": queue, "message_retention_seconds": MESSAGE_RETENTION_SECONDS,
+                          "visibility_timeout_seconds": APPROVALS_VISIBILITY_TIMEOUT, "sqs_managed_sse_enabled": True,
+                          "redrive_policy": json.dumps({"deadLetterTargetArn": dead_letter_arn,
+                                                        "maxReceiveCount": APPROVALS_MAX_RECEIVE_COUNT})},
+        },
+        "aws_dynamodb_table": {"approvals": {
+            "name": f"{queue}-table",
+            "billing_mode": table["BillingMode"],
+            "hash_key": "id",
+            "attribute": [{"name": a["AttributeName"], "type": a["AttributeType"]} for a in table["AttributeDefinitions"]],
+            "global_secondary_index": [{k: v for k, v in index.items() if v is not None} for index in indexes],
+            "server_side_encryption": {"enabled": True},
+            "ttl": {"attribute_name": "ttl", "enabled": True},
+            "point_in_time_recovery": {"enabled": True},
+        }},
+        "aws_iam_role_policy": {
+            "approvals_api": _terraform_policy("api_handler_role", [
+                _statement("ApprovalsTable", ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"),
+                           [table_arn, table_arn + "/index/*"]),
+                _statement(TASK_TOKEN_SID, ("states:SendTaskSuccess",), "*")]),
+            "approvals_consumer": _terraform_policy("approvals_consumer_role", [
+                _statement("ApprovalsTable", ("dynamodb:PutItem",), table_arn),
+                _statement("ApprovalsQueue", ("sqs:ChangeMessageVisibility", "sqs:DeleteMessage",
+                                              "sqs:GetQueueAttributes", "sqs:ReceiveMessage"), queue_arn),
+                _statement("ApprovalsDeadLetterQueue", ("sqs:SendMessage",), dead_letter_arn)]),
+            "approvals_closer": _terraform_policy("approvals_closer_role", [
+                _statement("ApprovalsTable", ("dynamodb:UpdateItem",), table_arn),
+                _statement("ApprovalsByExecution", ("dynamodb:Query",), f"{table_arn}/index/{EXECUTION_INDEX}")]),
+        },
+    }
+    outputs = {"approvals_queue_url": {"value": "${aws_sqs_queue.approvals.url}"},
+               "approvals_queue_arn": {"value": queue_arn},
+               "approvals_dead_letter_queue_url": {"value": "${aws_sqs_queue.approvals_dead_letters.url}"}}
+    (out / APPROVALS_TERRAFORM_FILE).write_text(json.dumps({"resource": resources, "output": outputs}, indent=2) + "\n")
+    # Chalice's own file names the table to its functions, and makes the trigger wait for the grants.
+    chalice_file = out / "chalice.tf.json"
+    template = json.loads(chalice_file.read_text())
+    functions = template["resource"]["aws_lambda_function"]
+    for name in ("api_handler", "approvals_consumer", "approvals_closer"):
+        functions[name]["environment"]["variables"]["APPROVALS_TABLE"] = "${aws_dynamodb_table.approvals.name}"
+    functions["approvals_consumer"]["environment"]["variables"]["APPROVALS_DLQ_URL"] = (
+        "${aws_sqs_queue.approvals_dead_letters.url}")
+    for mapping in template["resource"]["aws_lambda_event_source_mapping"].values():
+        mapping["depends_on"] = ["aws_sqs_queue.approvals", "aws_iam_role_policy.approvals_consumer"]
+    chalice_file.write_text(json.dumps(template, indent=2) + "\n")
+
+
+def _merged(merge: dict | None, extra: dict | None) -> dict | None:
+    if extra is None:
+        return merge
+    merge = dict(merge or {})
+    for section, entries in extra.items():
+        merge[section] = {**merge.get(section, {}), **entries}
+    return merge
+
+
 def _chalice() -> str:
     beside = Path(sys.executable).parent / "chalice"
     return str(beside) if beside.exists() else "chalice"
@@ -113,7 +285,7 @@ def package(stage: str, pkg_format: str, out: Path, env: dict | None = None) -> 
     with tempfile.TemporaryDirectory() as scratch:
         merge = sam_merge_template(environment, xray_enabled(config, stage)) if pkg_format == "cloudformation" else None
         if pkg_format == "cloudformation":
-            merge = with_webhook_failures(merge, environment)
+            merge = _merged(with_webhook_failures(merge, environment), approvals_template(environment))
         if merge is not None:
             merge_file = Path(scratch) / "merge.json"
             merge_file.write_text(json.dumps(merge))
@@ -125,6 +297,8 @@ def package(stage: str, pkg_format: str, out: Path, env: dict | None = None) -> 
         (out / TERRAFORM_EXTRA_FILE).write_text(json.dumps(extra, indent=2) + "\n")
     if result.returncode == 0 and pkg_format == "terraform" and has_webhooks(environment):
         shutil.copyfile(WEBHOOK_FAILURES_TERRAFORM, Path(out) / WEBHOOK_FAILURES_TERRAFORM_FILE)
+    if result.returncode == 0 and pkg_format == "terraform":
+        approvals_terraform(Path(out), environment)
     return result
 
 

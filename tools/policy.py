@@ -141,6 +141,34 @@ def webhook_policy_path(stage: str, chalice_dir: Path = CHALICE_DIR) -> Path:
     return chalice_dir / f"policy-{stage}-webhooks.json"
 
 
+# The approvals functions' own roles hold only their logs here; their grants on the table and
+# queues name resources the package creates, so tools/package.py adds them (docs/approvals.md).
+APPROVAL_FUNCTIONS = ("approvals_consumer", "approvals_closer")
+
+
+def approvals_function_policies(config: dict, stage: str) -> dict:
+    """{function name: policy} for the approvals functions of an APPROVALS=on stage (else empty)."""
+    from chalicelib.approvals.triggers import enabled
+
+    environment = stage_environment(config, stage)
+    if not enabled(environment):
+        return {}
+    config_from_environ(environment)  # a stage the gateway would refuse gets no policy either
+    partition = json.loads(environment["STATE_MACHINES"])
+    partition = next(iter(partition.values()))["arn"].split(":")[1]
+    app_name = config.get("app_name", "sfn-gateway")
+    return {
+        name: {"Version": "2012-10-17", "Statement": [
+            _statement("Logs", LOG_ACTIONS, log_resources(partition, f"{app_name}-{stage}-{name}"))]}
+        for name in APPROVAL_FUNCTIONS
+    }
+
+
+def approvals_policy_path(stage: str, function: str, chalice_dir: Path = CHALICE_DIR) -> Path:
+    """Where an approvals function's policy file lives (named in its lambda_functions entry)."""
+    return chalice_dir / f"policy-{stage}-{function}.json"
+
+
 def stage_environment(config: dict, stage: str) -> dict:
     """A stage's environment variables, merged over the top-level ones as Chalice does."""
     if stage not in config.get("stages", {}):
@@ -186,6 +214,8 @@ def main(argv=None, chalice_dir: Path = CHALICE_DIR) -> int:
         try:
             files.append((policy_path(stage, chalice_dir), render(policy_for_stage(config, stage))))
             webhook_policy = webhook_policy_for_stage(config, stage)
+            for function, approvals_policy in approvals_function_policies(config, stage).items():
+                files.append((approvals_policy_path(stage, function, chalice_dir), render(approvals_policy)))
         except (KeyError, GatewayMisconfigured) as err:
             print(f"{stage}: {err}", file=sys.stderr)
             return 2
