@@ -183,3 +183,11 @@ def test_iam_stages_and_stages_without_approvals_have_no_inbox_route(stage, envi
     client = stage(**environment)
     assert "/inbox" not in client.app.routes
     assert "/inbox/{file_name}" not in client.app.routes
+
+
+@pytest.mark.parametrize("environment", [JWT_STAGE, COGNITO_STAGE])
+def test_the_page_and_its_files_are_the_only_public_routes_besides_health(stage, environment):
+    application = stage(**environment).app
+    public = {(path, method) for path, methods in application.routes.items() for method, entry in methods.items()
+              if entry.authorizer is None}
+    assert public == {("/health", "GET"), ("/inbox", "GET"), ("/inbox/{file_name}", "GET")}
