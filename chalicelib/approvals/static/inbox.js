@@ -10,6 +10,8 @@
   const PAGE_SIZE = 25;
   // Tokens are dropped this long before they expire, so a request never goes out with a dying one.
   const EXPIRY_MARGIN_MS = 30000;
+  // The gateway's limit on a comment (ANSWER_APPROVAL_BODY in chalicelib/validation.py).
+  const COMMENT_MAX_LENGTH = 2000;
 
   const main = document.getElementById("inbox");
   const settings = {
@@ -22,6 +24,7 @@
   const redirectUri = window.location.origin + window.location.pathname;
   const $ = (id) => document.getElementById(id);
   let nextToken = null;
+  let shown = 0;
 
   function element(tag, text, attributes) {
     const node = document.createElement(tag);
@@ -98,13 +101,13 @@
     window.location.assign(endpoints.authorization_endpoint + "?" + query.toString());
   }
 
-  async function finishSignIn(answer) {
+  async function finishSignIn(returned) {
     const request = JSON.parse(window.sessionStorage.getItem(SIGN_IN_KEY) || "null");
     window.sessionStorage.removeItem(SIGN_IN_KEY);
-    if (answer.get("error")) {
-      throw new Error("Sign-in failed: " + (answer.get("error_description") || answer.get("error")));
+    if (returned.get("error")) {
+      throw new Error("Sign-in failed: " + (returned.get("error_description") || returned.get("error")));
     }
-    if (!request || answer.get("state") !== request.state) {
+    if (!request || returned.get("state") !== request.state) {
       throw new Error("This sign-in answer does not belong to a sign-in started here; sign in again.");
     }
     let response;
@@ -114,7 +117,7 @@
         credentials: "omit",
         body: new URLSearchParams({
           grant_type: "authorization_code",
-          code: answer.get("code"),
+          code: returned.get("code"),
           redirect_uri: redirectUri,
           client_id: settings.clientId,
           code_verifier: request.verifier,
@@ -203,7 +206,8 @@
   }
 
   function renderApproval(approval) {
-    const key = "a-" + approval.id.replace(/[^A-Za-z0-9_-]/g, "");
+    shown += 1;
+    const key = "approval-" + shown;
     const item = element("li", null, { "data-approval-id": approval.id, "aria-labelledby": key + "-title" });
     item.append(element("h3", approval.title || "(untitled)", { id: key + "-title", tabindex: "-1" }));
     const facts = element("dl");
@@ -222,7 +226,8 @@
     details.append(detailsText);
     item.append(details);
     item.append(element("label", "Comment", { for: key + "-comment" }));
-    const comment = element("textarea", null, { id: key + "-comment", rows: "2", maxlength: "1000" });
+    const comment = element("textarea", null, { id: key + "-comment", rows: "2",
+                                                   maxlength: String(COMMENT_MAX_LENGTH) });
     item.append(comment);
     const buttons = element("p", null, { class: "answers" });
     const approve = element("button", "Approve", { type: "button", "aria-describedby": key + "-title" });
@@ -318,20 +323,20 @@
 
   async function start() {
     $("needs-script").hidden = true;
-    const answer = new URLSearchParams(window.location.search);
+    const returned = new URLSearchParams(window.location.search);
     // The code (or error) must not stay in the address bar, the history or a bookmark.
     if (window.location.search) window.history.replaceState(null, "", window.location.pathname);
-    $("sign-in").addEventListener("click", () => signIn(answer.get("login_hint")).catch(handleFailure));
+    $("sign-in").addEventListener("click", () => signIn(returned.get("login_hint")).catch(handleFailure));
     $("sign-out").addEventListener("click", () => { showSignedOut(); say("Signed out"); });
     $("refresh").addEventListener("click", () => { problem(""); loadPage(false).catch(handleFailure); });
     $("more").addEventListener("click", () => loadPage(true).catch(handleFailure));
     try {
-      if (answer.has("code") || answer.has("error")) await finishSignIn(answer);
+      if (returned.has("code") || returned.has("error")) await finishSignIn(returned);
       const token = currentToken();
       if (token) {
         await showSignedIn(token);
-      } else if (answer.get("login_hint")) {
-        await signIn(answer.get("login_hint"));
+      } else if (returned.get("login_hint")) {
+        await signIn(returned.get("login_hint"));
       } else {
         showSignedOut();
       }
