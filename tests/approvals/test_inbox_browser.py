@@ -194,3 +194,22 @@ def test_rejecting_and_an_approval_answered_elsewhere_first(jwt_stack, browser):
                              headers=bearer(jwt_stack.tokens["ada"]), timeout=20).json()
         output = json.loads(ended["output"]) if isinstance(ended["output"], str) else ended["output"]
         assert (ended["status"], output["decision"]) == ("SUCCEEDED", decision)
+
+
+def test_a_forged_or_failed_sign_in_answer_signs_nobody_in_and_leaves_the_address_bar(jwt_stack, browser):
+    from playwright.sync_api import expect
+
+    page = browser.new_page()
+    exchanges = []
+    page.on("request", lambda request: exchanges.append(request.url) if request.url.endswith("/token") else None)
+    # A code this tab never asked for (a login CSRF): refused before any exchange
+    page.goto(jwt_stack.inbox_url + "?code=stolen-code&state=forged")
+    expect(page.get_by_role("alert")).to_have_text(
+        "This sign-in answer does not belong to a sign-in started here; sign in again.")
+    expect(page.get_by_role("button", name="Sign in", exact=True)).to_be_visible()
+    assert (page.url, exchanges) == (jwt_stack.inbox_url, [])
+    # The issuer's error comes back as words, not as a session
+    page.goto(jwt_stack.inbox_url + "?error=access_denied&error_description=Not+a+demo+user")
+    expect(page.get_by_role("alert")).to_have_text("Sign-in failed: Not a demo user")
+    assert page.url == jwt_stack.inbox_url
+    assert page.evaluate("window.sessionStorage.length") == 0
