@@ -1,0 +1,74 @@
+"""What app.py reads at import on APPROVALS=on stages: the queue and the closer's rule; and what it does not import."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from chalicelib.approvals import triggers
+from chalicelib.approvals.settings import settings_from_environ
+from chalicelib.errors import ApprovalsDisabled, GatewayMisconfigured
+from tests.approvals.conftest import MACHINES, PAYROLL_ARN
+from tests.conftest import ORDERS_ARN
+
+ON = {"APPROVALS": "on", "APPROVALS_QUEUE": "sfn-gateway-test-approvals", "STATE_MACHINES": json.dumps(MACHINES)}
+
+
+def test_approvals_are_off_unless_the_stage_says_on():
+    assert triggers.queue_name({}) is None and triggers.closer_pattern({}) is None
+    assert triggers.queue_name({"APPROVALS": "off"}) is None
+
+
+def test_the_closer_rule_names_the_stages_standard_machines_and_every_end():
+    assert triggers.closer_pattern(ON) == {
+        "source": ["aws.states"],
+        "detail-type": ["Step Functions Execution Status Change"],
+        "detail": {"stateMachineArn": sorted([ORDERS_ARN, PAYROLL_ARN]),
+                   "status": ["ABORTED", "FAILED", "SUCCEEDED", "TIMED_OUT"]},
+    }
+
+
+@pytest.mark.parametrize("environ, named", [
+    ({**ON, "APPROVALS": "yes"}, "APPROVALS must be on or off"),
+    ({**ON, "APPROVALS_QUEUE": ""}, "APPROVALS=on needs APPROVALS_QUEUE"),
+    ({**ON, "APPROVALS_QUEUE": "bad name"}, "APPROVALS=on needs APPROVALS_QUEUE"),
+])
+def test_import_time_mistakes_name_the_setting(environ, named):
+    with pytest.raises(GatewayMisconfigured, match=named):
+        triggers.queue_name(environ)
+
+
+def test_a_stage_of_express_machines_only_cannot_turn_approvals_on():
+    express_only = {**ON, "STATE_MACHINES": json.dumps({"quick": MACHINES["quick"]})}
+    with pytest.raises(GatewayMisconfigured, match="at least one STANDARD"):
+        triggers.closer_pattern(express_only)
+
+
+@pytest.mark.parametrize("environ, error, named", [
+    ({}, ApprovalsDisabled, "APPROVALS=on turns it on"),
+    (ON, GatewayMisconfigured, "needs APPROVALS_TABLE"),
+    ({**ON, "APPROVALS_TABLE": "t"}, GatewayMisconfigured, "needs APPROVALS_TABLE"),
+    ({**ON, "APPROVALS_TABLE": "approvals", "APPROVALS_DLQ_URL": "sqs://x"}, GatewayMisconfigured, "APPROVALS_DLQ_URL"),
+])
+def test_first_use_mistakes_name_the_setting(environ, error, named):
+    with pytest.raises(error, match=named):
+        settings_from_environ(environ)
+
+
+def test_the_app_registers_consumer_and_closer_and_the_api_cold_start_imports_neither():
+    environ = {**os.environ, **ON, "AWS_DEFAULT_REGION": "us-east-1"}
+    probe = ("import sys, app; print(sorted(s.name for s in app.app.event_sources), "
+             "[m for m in ('chalicelib.approvals.store', 'chalicelib.approvals.inbox', 'chalicelib.approvals.consumer', "
+             "'boto3') if m in sys.modules])")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=environ, timeout=60,
+                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['approvals_closer', 'approvals_consumer'] []"
+
+
+def test_a_stage_with_approvals_on_and_no_queue_is_refused_when_the_app_is_built():
+    environ = {**os.environ, **ON, "APPROVALS_QUEUE": ""}
+    result = subprocess.run([sys.executable, "-c", "import app"], capture_output=True, text=True, env=environ,
+                            timeout=60, cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert result.returncode != 0 and "APPROVALS=on needs APPROVALS_QUEUE" in result.stderr
