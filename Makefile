@@ -31,7 +31,7 @@ policy: $(STAMP)
 # Offline deploy check: policies up to date, `chalice package` (SAM + Terraform) per stage, cfn-lint.
 package-check: $(STAMP)
 	$(VENV)/bin/python -m tools.policy --all --check
-	$(VENV)/bin/python -m pytest tests/test_policy.py tests/test_package.py tests/test_openapi.py
+	$(VENV)/bin/python -m pytest tests/tools/test_policy.py tests/tools/test_package.py tests/http/test_openapi.py
 
 # All benchmarks (bench/*.py, each in its own process) and one table of results; takes several minutes.
 .PHONY: bench

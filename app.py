@@ -3,10 +3,12 @@ import os
 
 from chalice import Chalice
 
-from chalicelib import factory, identity, inputs, responses, webhook_rule
+from chalicelib import factory
 from chalicelib.approvals import triggers as approval_triggers
-from chalicelib.cors import STAGE_CORS
-from chalicelib.middleware import handle_request
+from chalicelib.auth import identity
+from chalicelib.http import inputs, responses
+from chalicelib.http.cors import STAGE_CORS
+from chalicelib.http.middleware import handle_request
 from chalicelib.validation import (
     ANSWER_APPROVAL_BODY,
     LIST_APPROVALS_QUERY,
@@ -20,6 +22,7 @@ from chalicelib.validation import (
     WAIT_QUERY,
     client_token,
 )
+from chalicelib.webhooks import rule as webhook_rule
 
 app = Chalice(app_name="sfn-gateway")
 app.debug = False
@@ -173,13 +176,13 @@ if _WEBHOOK_PATTERN:
 
     @app.on_cw_event(_WEBHOOK_PATTERN, name="webhooks")
     def deliver_webhooks(event):
-        from chalicelib import webhooks  # here, not at the top: the API function's cold start skips http.client
+        from chalicelib.webhooks import delivery as webhooks  # here, not at the top: the API function's cold start skips http.client
 
         webhooks.deliver_status_change(event.to_dict(), event.context)
 
 
 # The approvals queue and the closer's rule are part of the app Chalice builds: the one
-# import-time read for approvals (chalicelib/approvals/triggers.py, light like webhook_rule).
+# import-time read for approvals (chalicelib/approvals/triggers.py, light like chalicelib/webhooks/rule.py).
 _APPROVALS_QUEUE = approval_triggers.queue_name(os.environ)
 if _APPROVALS_QUEUE:
 

@@ -8,7 +8,7 @@ import boto3
 import requests
 
 from local.issuer import DevIssuer
-from tests.test_identity_end_to_end import ModeStack, bearer
+from tests.auth.test_identity_end_to_end import ModeStack, bearer
 
 RUNS = 30
 POLL_SECONDS = 0.005

@@ -6,8 +6,9 @@ import time
 
 from chalice.app import AuthRequest
 
-from chalicelib import jwt_auth
-from chalicelib.config import JwtSettings, parse_access_rules, parse_state_machines
+from chalicelib.auth import jwt_auth
+from chalicelib.auth.settings import JwtSettings, parse_access_rules
+from chalicelib.stepfunctions.settings import parse_state_machines
 from local.issuer import DevIssuer
 
 TOKEN_TARGET_MS = 1.0

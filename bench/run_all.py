@@ -50,7 +50,7 @@ def _offline_environment() -> dict:
 
 def package_size() -> tuple[list[str], int, float]:
     """P3: size of deployment.zip from `make package STAGE=prod` (skipped if it is slow or fails)."""
-    # tools.package, as `make package` runs it: it also clears chalicelib/__pycache__, which
+    # tools.package, as `make package` runs it: it also clears chalicelib/**/__pycache__, which
     # `chalice package` would zip as it finds it.
     from tools.package import package
 

@@ -1,8 +1,8 @@
 """The one place that creates AWS clients (lazily, once per read timeout) and the gateway over them."""
 import functools
 
-from chalicelib import budget
 from chalicelib.config import get_config
+from chalicelib.stepfunctions import budget
 
 
 @functools.cache
@@ -20,7 +20,7 @@ def get_sfn_client(read_timeout: float | None = None):
         config=Config(
             connect_timeout=config.connect_timeout,
             read_timeout=read_timeout or config.read_timeout,
-            # The gateway retries itself (chalicelib/retry.py), so that no attempt or
+            # The gateway retries itself (chalicelib/stepfunctions/retry.py), so that no attempt or
             # back-off outlasts the request's time budget.
             retries={"mode": "standard", "total_max_attempts": 1},
             # boto3 sends StartSyncExecution to "sync-<host>", which a custom
@@ -32,14 +32,14 @@ def get_sfn_client(read_timeout: float | None = None):
 
 def get_gateway():
     """The Step Functions gateway for this request, over the cached clients and within its budget."""
-    from chalicelib.service import StepFunctionsGateway
+    from chalicelib.stepfunctions.service import StepFunctionsGateway
 
     config = get_config()
     gateway = StepFunctionsGateway(get_sfn_client, config, budget.current())
     if config.access_rules is None and not any(machine.owner_only for machine in config.registry):
         # Stages without access rules never import (or pay for) the access checks.
         return gateway
-    from chalicelib.access import guard
+    from chalicelib.auth.access import guard
 
     return guard(gateway, config)
 
@@ -83,16 +83,16 @@ def get_sqs_client():
 
 def get_approvals_store():
     """The approvals table of this stage (ApprovalsDisabled when APPROVALS is off)."""
-    from chalicelib.approvals.settings import get_settings
+    from chalicelib.approvals.settings import approvals_table
     from chalicelib.approvals.store import ApprovalStore
 
-    return ApprovalStore(get_dynamodb_client(), get_settings().table)
+    return ApprovalStore(get_dynamodb_client(), approvals_table(get_config().approvals))
 
 
 def get_approvals_inbox():
     """The approvals inbox as this request's caller sees it."""
     from chalicelib.approvals.inbox import ApprovalsInbox, send_answer
-    from chalicelib.identity import current_caller
+    from chalicelib.auth.identity import current_caller
 
     store = get_approvals_store()
     config = get_config()

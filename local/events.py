@@ -28,7 +28,7 @@ from moto.stepfunctions.parser.backend.execution import (
 )
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
-from chalicelib.webhook_rule import EVENT_DETAIL_TYPE, EVENT_SOURCE
+from chalicelib.webhooks.rule import EVENT_DETAIL_TYPE, EVENT_SOURCE
 from local.engine import ACCOUNT_ID, REGION
 
 LOG = logging.getLogger("sfn_gateway.local.events")

@@ -42,7 +42,7 @@ def _config_on_disk() -> dict:
 
 def stack_region(on_disk: dict) -> str:
     """The one region the local stack runs in: the region of the local stage's state machine ARNs."""
-    from chalicelib.config import parse_state_machines
+    from chalicelib.stepfunctions.settings import parse_state_machines
     from chalicelib.errors import GatewayMisconfigured
     from local.engine import REGION
 

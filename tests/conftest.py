@@ -103,7 +103,7 @@ def client(make_client):
 @pytest.fixture
 def import_app(monkeypatch):
     """Import app.py anew under import-time stage variables (as chalice package/deploy/local do)."""
-    from chalicelib import cors
+    from chalicelib.http import cors
 
     def build(**environment):
         for key, value in environment.items():

@@ -93,7 +93,7 @@ def test_client_factory_applies_timeouts_retries_and_custom_endpoint(monkeypatch
     assert client.meta.endpoint_url == "http://127.0.0.1:8083"
     assert client.meta.config.connect_timeout == 2.0
     assert client.meta.config.read_timeout == 6.0
-    # The gateway retries itself, inside the request's time budget (chalicelib/retry.py).
+    # The gateway retries itself, inside the request's time budget (chalicelib/stepfunctions/retry.py).
     assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 1}
     assert client.meta.config.inject_host_prefix is False
 

@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 from chalicelib.config import config_from_environ
-from chalicelib.cors import cors_config
+from chalicelib.http.cors import cors_config
 from tools.policy import PROJECT_DIR, TASK_TOKEN_SID, load_config, stage_environment
 
 FORMATS = ("cloudformation", "terraform")
@@ -116,7 +116,7 @@ def _role_policy(name: str, role: str, statements: list) -> dict:
 
 def approvals_template(environment: dict) -> dict | None:
     """The SAM resources of the approvals inbox on an APPROVALS=on stage (None otherwise)."""
-    from chalicelib.approvals.store import EXECUTION_INDEX, table_definition
+    from chalicelib.approvals.store import table_definition
     from chalicelib.approvals.triggers import queue_name
 
     queue = queue_name(environment)
@@ -154,15 +154,14 @@ def approvals_template(environment: dict) -> dict | None:
                 _statement(TASK_TOKEN_SID, ("states:SendTaskSuccess",), "*"),
             ]),
             "ApprovalsConsumerPolicy": _role_policy("ApprovalsConsumer", "ApprovalsConsumerRole", [
-                # TransactWriteItems is authorised as one PutItem per item.
-                _statement("ApprovalsTable", ("dynamodb:PutItem",), table_arn),
+                # TransactWriteItems is authorised as the PutItem / UpdateItem of each of its items.
+                _statement("ApprovalsTable", ("dynamodb:PutItem", "dynamodb:UpdateItem"), table_arn),
                 _statement("ApprovalsQueue", ("sqs:ChangeMessageVisibility", "sqs:DeleteMessage",
                                               "sqs:GetQueueAttributes", "sqs:ReceiveMessage"), queue_arn),
                 _statement("ApprovalsDeadLetterQueue", ("sqs:SendMessage",), dead_letter_arn),
             ]),
             "ApprovalsCloserPolicy": _role_policy("ApprovalsCloser", "ApprovalsCloserRole", [
                 _statement("ApprovalsTable", ("dynamodb:UpdateItem",), table_arn),
-                _statement("ApprovalsByExecution", ("dynamodb:Query",), index_arn(EXECUTION_INDEX)),
             ]),
             "APIHandler": {"Properties": table_variable},
             # Lambda checks the role's SQS rights when the trigger is created: grants first.
@@ -189,7 +188,7 @@ def _terraform_policy(role: str, statements: list) -> dict:
 
 def approvals_terraform(out: Path, environment: dict) -> None:
     """The approvals resources beside chalice.tf.json (APPROVALS_TERRAFORM_FILE), and their wiring into it."""
-    from chalicelib.approvals.store import EXECUTION_INDEX, table_definition
+    from chalicelib.approvals.store import table_definition
     from chalicelib.approvals.triggers import queue_name
 
     queue = queue_name(environment)
@@ -230,13 +229,12 @@ def approvals_terraform(out: Path, environment: dict) -> None:
                            [table_arn, table_arn + "/index/*"]),
                 _statement(TASK_TOKEN_SID, ("states:SendTaskSuccess",), "*")]),
             "approvals_consumer": _terraform_policy("approvals_consumer_role", [
-                _statement("ApprovalsTable", ("dynamodb:PutItem",), table_arn),
+                _statement("ApprovalsTable", ("dynamodb:PutItem", "dynamodb:UpdateItem"), table_arn),
                 _statement("ApprovalsQueue", ("sqs:ChangeMessageVisibility", "sqs:DeleteMessage",
                                               "sqs:GetQueueAttributes", "sqs:ReceiveMessage"), queue_arn),
                 _statement("ApprovalsDeadLetterQueue", ("sqs:SendMessage",), dead_letter_arn)]),
             "approvals_closer": _terraform_policy("approvals_closer_role", [
-                _statement("ApprovalsTable", ("dynamodb:UpdateItem",), table_arn),
-                _statement("ApprovalsByExecution", ("dynamodb:Query",), f"{table_arn}/index/{EXECUTION_INDEX}")]),
+                _statement("ApprovalsTable", ("dynamodb:UpdateItem",), table_arn)]),
         },
     }
     outputs = {"approvals_queue_url": {"value": "${aws_sqs_queue.approvals.url}"},
@@ -279,7 +277,8 @@ def package(stage: str, pkg_format: str, out: Path, env: dict | None = None) -> 
     env.setdefault("AWS_DEFAULT_REGION", env.get("AWS_REGION") or "us-east-1")
     # Chalice zips chalicelib/ as it is on disk, __pycache__ included: bytecode left by a test
     # run doubles deployment.zip (and may be stale). Neither keep it nor let chalice write it.
-    shutil.rmtree(PROJECT_DIR / "chalicelib" / "__pycache__", ignore_errors=True)
+    for bytecode in (PROJECT_DIR / "chalicelib").rglob("__pycache__"):
+        shutil.rmtree(bytecode, ignore_errors=True)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     command = [_chalice(), "package", "--pkg-format", pkg_format, "--stage", stage]
     with tempfile.TemporaryDirectory() as scratch:

@@ -1,6 +1,6 @@
 """`make parity`: one scripted scenario through the gateway against two engines, and their differences.
 
-The engines are this project's local engine (local/engine.py, moto) and LocalStack's Step Functions,
+The engines are this project's local engine (local/engine/, moto) and LocalStack's Step Functions,
 an independent emulator. Each runs behind its own gateway (a child process: the gateway's
 configuration is process-wide) and gets the same calls. Answers are normalised (dates, UUIDs and
 error messages differ by nature) and compared field by field. Every difference is marked as a

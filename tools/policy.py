@@ -16,7 +16,7 @@ from pathlib import Path
 
 from chalicelib.config import config_from_environ
 from chalicelib.errors import GatewayMisconfigured
-from chalicelib.registry import execution_arn
+from chalicelib.stepfunctions.registry import execution_arn
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CHALICE_DIR = PROJECT_DIR / ".chalice"

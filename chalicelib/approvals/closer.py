@@ -1,6 +1,7 @@
 """Close the approvals of an execution that ended (EventBridge "Step Functions Execution Status Change")."""
 import json
 import logging
+import time
 
 from chalicelib.approvals.store import now_text
 from chalicelib.approvals.triggers import ENDED_STATUSES
@@ -15,8 +16,9 @@ def close_ended_execution(event: dict, store) -> int:
     execution_arn = detail.get("executionArn")
     if not isinstance(execution_arn, str) or detail.get("status") not in ENDED_STATUSES:
         return 0
+    ended_ms = detail.get("stopDate") if isinstance(detail.get("stopDate"), int) else int(time.time() * 1000)
     closed = 0
-    for approval_id in store.ids_for_execution(execution_arn):
+    for approval_id in store.end_execution(execution_arn, ended_ms):
         # Conditional: an approval answered before the end keeps its answer.
         closed += store.close(approval_id, now_text())
     if closed:

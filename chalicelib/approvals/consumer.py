@@ -18,6 +18,10 @@ LOG = logging.getLogger("sfn_gateway.approvals")
 LOG.setLevel(logging.INFO)
 
 
+_EVENTS = {"added": "approval-added", "duplicate": "approval-redelivered",
+           "ended": "approval-not-added-execution-ended"}
+
+
 class ApprovalsNotRecorded(Exception):
     """Some messages of the batch could not be stored; raised so that SQS delivers them again."""
 
@@ -32,7 +36,7 @@ def _dead_letter(sqs, queue_url: str, record: dict, reason: str) -> None:
 def consume(records, store, registry, sqs, dead_letter_queue_url: str, clock=None) -> dict:
     """Record each SQS message (Lambda's record dicts) as a pending approval; counts of what happened."""
     clock = clock or (lambda: datetime.datetime.now(tz=datetime.timezone.utc))
-    counts = {"added": 0, "duplicate": 0, "deadLettered": 0}
+    counts = {"added": 0, "duplicate": 0, "ended": 0, "deadLettered": 0}
     failed = []
     for record in records:
         execution = execution_named(record.get("body") or "")
@@ -59,17 +63,18 @@ def consume(records, store, registry, sqs, dead_letter_queue_url: str, clock=Non
             "createdAt": now_text(created),
             "expiresAt": now_text(expires),
         }
+        # SQS's SentTimestamp (ms): set by SQS when the workflow sent the message.
+        sent_ms = int((record.get("attributes") or {}).get("SentTimestamp") or created.timestamp() * 1000)
         try:
-            added = store.add(approval, request.task_token, int(expires.timestamp()))
+            outcome = store.add(approval, request.task_token, int(expires.timestamp()), sent_ms)
         except GatewayError as err:
             LOG.error(json.dumps({"event": "approval-not-recorded", "executionArn": execution,
                                   "messageId": record.get("messageId"), "error": f"{type(err).__name__}: {err}"}))
             failed.append(record.get("messageId"))
             continue
-        counts["added" if added else "duplicate"] += 1
-        LOG.info(json.dumps({"event": "approval-added" if added else "approval-redelivered",
-                             "approvalId": approval["id"] if added else None, "executionArn": execution,
-                             "stateMachine": request.machine.name}))
+        counts[outcome] += 1
+        LOG.info(json.dumps({"event": _EVENTS[outcome], "approvalId": approval["id"] if outcome == "added" else None,
+                             "executionArn": execution, "stateMachine": request.machine.name}))
     if failed:
         raise ApprovalsNotRecorded(f"{len(failed)} approval message(s) could not be stored ({', '.join(map(str, failed))}); "
                                    "SQS will deliver them again.")

@@ -9,7 +9,7 @@ import datetime
 import json
 import logging
 
-from chalicelib.access import may_approve
+from chalicelib.auth.access import may_approve
 from chalicelib.approvals import store as approvals_store
 from chalicelib.errors import (
     ApprovalAlreadyAnswered,
@@ -161,7 +161,7 @@ def send_answer(client_for):
     """SendTaskSuccess of an answer through the gateway's Step Functions client, errors translated."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from chalicelib.errors import translate_backend_error
+    from chalicelib.stepfunctions.backend_errors import translate_backend_error
 
     def send(task_token: str, answer: dict) -> None:
         try:

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 
 from chalicelib.errors import GatewayError
-from chalicelib.registry import StateMachine, StateMachineRegistry
+from chalicelib.stepfunctions.registry import StateMachine, StateMachineRegistry
 from chalicelib.serialization import loads
 
 # Step Functions task tokens are at most 2048 characters (SendTaskSuccess's taskToken).

@@ -4,7 +4,10 @@ Layout (docs/approvals.md): one item per approval, keyed by an opaque id from `s
 While it waits, an approval carries `pending` and `createdKey`, the keys of the sparse index
 the inbox lists newest first; answering or closing removes them (and the task token), so it
 leaves the list at once. A second item per task token (`token#<sha256>`) makes a redelivered
-queue message a no-op. The index projects what a listing shows: never the token or details.
+queue message a no-op, and one per execution (`execution#<arn>`) holds its approvals' ids and,
+once it ended, when: the closer and the consumer meet there with strongly consistent writes, so
+an approval recorded just as its execution ends is closed all the same. The index projects what
+a listing shows: never the token or details.
 """
 import datetime
 import hashlib
@@ -26,7 +29,6 @@ ID_PREFIX = "apv_"
 ID_BYTES = 18
 ID_LENGTH = len(ID_PREFIX) + 24
 PENDING_INDEX = "pending-newest-first"
-EXECUTION_INDEX = "by-execution"
 PENDING = "PENDING"
 CLOSED = "CLOSED"
 ANSWERED = {"approved": "APPROVED", "rejected": "REJECTED"}
@@ -34,6 +36,7 @@ ANSWERED = {"approved": "APPROVED", "rejected": "REJECTED"}
 RETENTION_SECONDS = 30 * 86_400
 _PENDING_PARTITION = "pending"
 _TOKEN_KEY_PREFIX = "token#"
+_EXECUTION_KEY_PREFIX = "execution#"
 _THROTTLED = ("ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded")
 
 
@@ -115,7 +118,8 @@ class ApprovalStore:
         self._client = client
         self._table = table
 
-    def _call(self, operation: str, **params) -> dict:
+    # Not `_call`: that name marks Step Functions calls, which tools/policy.py's test scans for.
+    def _request(self, operation: str, **params) -> dict:
         try:
             return getattr(self._client, operation)(TableName=self._table, **params)
         except (ClientError, BotoCoreError) as err:
@@ -124,8 +128,8 @@ class ApprovalStore:
                 raise
             raise translate_store_error(err, self._table) from err
 
-    def add(self, record: dict, task_token: str, expires_epoch: int) -> bool:
-        """Store a new pending approval unless its task token is already stored; True when added."""
+    def add(self, record: dict, task_token: str, expires_epoch: int, sent_ms: int) -> str:
+        """Store a new pending approval: "added", "duplicate" (token already stored) or "ended" (its run ended)."""
         ttl = expires_epoch + RETENTION_SECONDS
         approval = _item({**record, "taskToken": task_token, "status": PENDING, "ttl": ttl,
                           "pending": _PENDING_PARTITION, "createdKey": f"{record['createdAt']}#{record['id']}"})
@@ -136,18 +140,32 @@ class ApprovalStore:
             self._client.transact_write_items(TransactItems=[
                 {"Put": {"TableName": self._table, "Item": approval, "ConditionExpression": "attribute_not_exists(id)"}},
                 {"Put": {"TableName": self._table, "Item": marker, "ConditionExpression": "attribute_not_exists(id)"}},
+                # The execution's record, read and written strongly consistently with the closer's: a
+                # message sent before its execution ended (and closed) adds nothing; a redriven run's
+                # later message opens the record again.
+                {"Update": {
+                    "TableName": self._table, "Key": {"id": {"S": _EXECUTION_KEY_PREFIX + record["executionArn"]}},
+                    "UpdateExpression": "ADD approvalIds :ids SET #ttl = :ttl REMOVE endedMs",
+                    "ConditionExpression": "attribute_not_exists(endedMs) OR endedMs < :sent",
+                    "ExpressionAttributeNames": {"#ttl": "ttl"},
+                    "ExpressionAttributeValues": {":ids": {"SS": [record["id"]]}, ":ttl": {"N": str(ttl)},
+                                                  ":sent": {"N": str(sent_ms)}}}},
             ])
         except ClientError as err:
-            if _code(err) == "TransactionCanceledException" and "ConditionalCheckFailed" in str(err):
-                return False
+            if _code(err) == "TransactionCanceledException":
+                reasons = [reason.get("Code") for reason in err.response.get("CancellationReasons", [])]
+                if reasons[1:2] == ["ConditionalCheckFailed"]:
+                    return "duplicate"
+                if reasons[2:3] == ["ConditionalCheckFailed"]:
+                    return "ended"
             raise translate_store_error(err, self._table) from err
         except BotoCoreError as err:
             raise translate_store_error(err, self._table) from err
-        return True
+        return "added"
 
     def get(self, approval_id: str) -> dict | None:
         """The approval (without its task token), or None."""
-        item = self._call("get_item", Key={"id": {"S": approval_id}}, ConsistentRead=True).get("Item")
+        item = self._request("get_item", Key={"id": {"S": approval_id}}, ConsistentRead=True).get("Item")
         if item is None or "status" not in item:
             return None
         item.pop("taskToken", None)
@@ -160,7 +178,7 @@ class ApprovalStore:
                   "ScanIndexForward": False, "Limit": limit}
         if start_key:
             params["ExclusiveStartKey"] = _item(start_key)
-        page = self._call("query", **params)
+        page = self._request("query", **params)
         last = page.get("LastEvaluatedKey")
         return [_plain(item) for item in page.get("Items", [])], (_plain(last) if last else None)
 
@@ -172,7 +190,7 @@ class ApprovalStore:
     def answer(self, approval_id: str, decision: str, answer: dict) -> str | None:
         """Record the first answer (conditional write); the task token to send it with, or None if not pending."""
         try:
-            old = self._call(
+            old = self._request(
                 "update_item", Key={"id": {"S": approval_id}},
                 UpdateExpression="SET #status = :answered, answeredBy = :by, answeredAt = :at, #comment = :comment, "
                                  "#data = :data REMOVE pending, createdKey, taskToken",
@@ -192,7 +210,7 @@ class ApprovalStore:
 
     def reopen(self, approval_id: str, task_token: str, created_key: str, answered_at: str) -> None:
         """Undo an answer that never reached the workflow, so that it can be answered again."""
-        self._call(
+        self._request(
             "update_item", Key={"id": {"S": approval_id}},
             UpdateExpression="SET #status = :pending, pending = :p, createdKey = :ck, taskToken = :t "
                              "REMOVE answeredBy, answeredAt, #comment, #data",
@@ -208,7 +226,7 @@ class ApprovalStore:
         if only_if_answered_at is not None:
             condition, values = "answeredAt = :at", {":at": {"S": only_if_answered_at}}
         try:
-            self._call(
+            self._request(
                 "update_item", Key={"id": {"S": approval_id}},
                 UpdateExpression="SET #status = :closed, closedAt = :now "
                                  "REMOVE pending, createdKey, taskToken, answeredBy, answeredAt, #comment, #data",
@@ -222,19 +240,16 @@ class ApprovalStore:
             raise
         return True
 
-    def ids_for_execution(self, execution_arn: str) -> list:
-        """The ids of every approval an execution asked for."""
-        ids, start = [], None
-        while True:
-            params = {"IndexName": EXECUTION_INDEX, "KeyConditionExpression": "executionArn = :e",
-                      "ExpressionAttributeValues": {":e": {"S": execution_arn}}}
-            if start:
-                params["ExclusiveStartKey"] = start
-            page = self._call("query", **params)
-            ids += [item["id"]["S"] for item in page.get("Items", [])]
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                return ids
+    def end_execution(self, execution_arn: str, ended_ms: int) -> list:
+        """Record that an execution ended; the ids of every approval it asked for."""
+        ttl = ended_ms // 1000 + RETENTION_SECONDS
+        item = self._request(
+            "update_item", Key={"id": {"S": _EXECUTION_KEY_PREFIX + execution_arn}},
+            UpdateExpression="SET endedMs = :ended, #ttl = :ttl", ExpressionAttributeNames={"#ttl": "ttl"},
+            ExpressionAttributeValues={":ended": {"N": str(ended_ms)}, ":ttl": {"N": str(ttl)}},
+            ReturnValues="ALL_NEW",
+        )["Attributes"]
+        return sorted(item.get("approvalIds", {}).get("SS", []))
 
 
 def table_definition(table: str) -> dict:
@@ -243,16 +258,13 @@ def table_definition(table: str) -> dict:
         "TableName": table,
         "BillingMode": "PAY_PER_REQUEST",
         "AttributeDefinitions": [{"AttributeName": name, "AttributeType": "S"}
-                                 for name in ("id", "pending", "createdKey", "executionArn")],
+                                 for name in ("id", "pending", "createdKey")],
         "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
         "GlobalSecondaryIndexes": [
             {"IndexName": PENDING_INDEX,
              "KeySchema": [{"AttributeName": "pending", "KeyType": "HASH"},
                            {"AttributeName": "createdKey", "KeyType": "RANGE"}],
              "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(LISTED_FIELDS)}},
-            {"IndexName": EXECUTION_INDEX,
-             "KeySchema": [{"AttributeName": "executionArn", "KeyType": "HASH"}],
-             "Projection": {"ProjectionType": "KEYS_ONLY"}},
         ],
     }
 

@@ -5,23 +5,12 @@ so this module stays light: the rest of chalicelib.approvals is imported only by
 """
 import re
 
-from chalicelib.config import WEBHOOK_STATUSES as ENDED_STATUSES
-from chalicelib.errors import GatewayMisconfigured
-from chalicelib.webhook_rule import EVENT_DETAIL_TYPE, EVENT_SOURCE
+from chalicelib.approvals.settings import approvals_enabled as enabled
+from chalicelib.setting_rules import fail as _fail
+from chalicelib.webhooks.rule import EVENT_DETAIL_TYPE, EVENT_SOURCE
+from chalicelib.webhooks.settings import WEBHOOK_STATUSES as ENDED_STATUSES
 # SQS queue names: 1-80 letters, digits, - and _ (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_CreateQueue.html).
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
-
-
-def _fail(message: str) -> GatewayMisconfigured:
-    return GatewayMisconfigured(f"Invalid gateway configuration: {message}")
-
-
-def enabled(environ) -> bool:
-    """APPROVALS=on|off (default off)."""
-    raw = (environ.get("APPROVALS") or "off").strip().lower()
-    if raw not in ("on", "off"):
-        raise _fail(f"APPROVALS must be on or off, got {environ.get('APPROVALS')!r}.")
-    return raw == "on"
 
 
 def queue_name(environ) -> str | None:
@@ -41,7 +30,7 @@ def closer_pattern(environ) -> dict | None:
     """The EventBridge pattern that closes approvals when an execution of the stage's machines ends."""
     if not enabled(environ):
         return None
-    from chalicelib.config import parse_state_machines
+    from chalicelib.stepfunctions.settings import parse_state_machines
 
     standard = sorted({m.unqualified_arn for m in parse_state_machines(environ.get("STATE_MACHINES")) if not m.is_express})
     if not standard:

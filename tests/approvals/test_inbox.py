@@ -47,9 +47,10 @@ def dead_letters(dynamodb):
     return sqs, sqs.create_queue(QueueName="approvals-dlq")["QueueUrl"]
 
 
-def add(store, dead_letters, clock, *bodies):
+def add(store, dead_letters, clock, *bodies, sent=None):
     sqs, dlq = dead_letters
-    records = [{"messageId": f"m{i}", "body": body} for i, body in enumerate(bodies)]
+    attributes = {"SentTimestamp": str(int(sent.timestamp() * 1000))} if sent else {}
+    records = [{"messageId": f"m{i}", "body": body, "attributes": attributes} for i, body in enumerate(bodies)]
     counts = consume(records, store, CONFIG.registry, sqs, dlq, clock=clock)
     clock.tick()
     return counts
@@ -64,7 +65,7 @@ def only_id(store, clock, caller=ADA):
 
 
 def test_a_message_becomes_a_pending_approval_listed_for_its_candidates(store, dead_letters, clock, sfn):
-    assert add(store, dead_letters, clock, message()) == {"added": 1, "duplicate": 0, "deadLettered": 0}
+    assert add(store, dead_letters, clock, message()) == {"added": 1, "duplicate": 0, "ended": 0, "deadLettered": 0}
 
     page = inbox(store, ADA, sfn, clock).list_pending()
 
@@ -93,7 +94,7 @@ def test_show_adds_details_and_status_and_never_the_token(store, dead_letters, c
 def test_a_redelivered_message_adds_no_second_approval(store, dead_letters, clock, sfn):
     add(store, dead_letters, clock, message())
 
-    assert add(store, dead_letters, clock, message()) == {"added": 0, "duplicate": 1, "deadLettered": 0}
+    assert add(store, dead_letters, clock, message()) == {"added": 0, "duplicate": 1, "ended": 0, "deadLettered": 0}
     assert len(inbox(store, ADA, sfn, clock).list_pending()["approvals"]) == 1
 
 
@@ -102,7 +103,7 @@ def test_a_malformed_message_goes_to_the_dead_letter_queue_with_a_log_line_namin
     caplog.set_level(logging.INFO, logger="sfn_gateway.approvals")
     body = message(timeoutSeconds="soon")
 
-    assert add(store, dead_letters, clock, body) == {"added": 0, "duplicate": 0, "deadLettered": 1}
+    assert add(store, dead_letters, clock, body) == {"added": 0, "duplicate": 0, "ended": 0, "deadLettered": 1}
 
     sqs, dlq = dead_letters
     [dead] = sqs.receive_message(QueueUrl=dlq, MessageAttributeNames=["All"])["Messages"]
@@ -227,9 +228,7 @@ def test_an_answer_losing_the_conditional_write_gets_409_and_sends_nothing(store
 def test_the_end_of_the_execution_closes_a_pending_approval_410_and_unlisted(store, dead_letters, clock, sfn):
     add(store, dead_letters, clock, message())
     approval_id = only_id(store, clock)
-    event = {"detail": {"executionArn": execution_arn("orders", "refund-42"), "status": "ABORTED"}}
-
-    assert close_ended_execution(event, store) == 1
+    assert close_ended_execution(ended(clock), store) == 1
 
     view = inbox(store, ADA, sfn, clock)
     assert view.list_pending()["approvals"] == []
@@ -244,8 +243,7 @@ def test_an_answered_approval_keeps_its_answer_when_the_execution_ends(store, de
     approval_id = only_id(store, clock)
     inbox(store, ADA, sfn, clock).answer(approval_id, "approved")
 
-    assert close_ended_execution({"detail": {"executionArn": execution_arn("orders", "refund-42"),
-                                             "status": "SUCCEEDED"}}, store) == 0
+    assert close_ended_execution(ended(clock, status="SUCCEEDED"), store) == 0
 
     with pytest.raises(ApprovalAlreadyAnswered):
         inbox(store, CAROL, sfn, clock).answer(approval_id, "approved")
@@ -298,3 +296,32 @@ def test_a_caller_who_sees_few_of_many_gets_short_pages_that_still_reach_the_end
         if not token:
             break
     assert len(seen) == 3
+
+
+def ended(clock, execution=None, status="ABORTED"):
+    return {"detail": {"executionArn": execution or execution_arn("orders", "refund-42"), "status": status,
+                       "stopDate": int(clock.now.timestamp() * 1000)}}
+
+
+def test_a_message_sent_before_its_execution_ended_adds_nothing_whenever_it_is_consumed(store, dead_letters, clock, sfn):
+    sent = clock.now
+    clock.tick(2)
+    # The execution ends (and the closer runs) before the consumer gets to the message.
+    assert close_ended_execution(ended(clock), store) == 0
+
+    assert add(store, dead_letters, clock, message(), sent=sent) == {"added": 0, "duplicate": 0, "ended": 1,
+                                                                     "deadLettered": 0}
+    assert inbox(store, ADA, sfn, clock).list_pending()["approvals"] == []
+
+
+def test_a_redriven_run_asks_again_after_its_first_end(store, dead_letters, clock, sfn):
+    add(store, dead_letters, clock, message(taskToken="first-run"))
+    close_ended_execution(ended(clock, status="FAILED"), store)
+    clock.tick(5)
+
+    assert add(store, dead_letters, clock, message(taskToken="redriven-run"), sent=clock.now)["added"] == 1
+    [listed] = inbox(store, ADA, sfn, clock).list_pending()["approvals"]
+    # ... and its end closes that one too.
+    clock.tick(5)
+    assert close_ended_execution(ended(clock), store) == 1
+    assert inbox(store, ADA, sfn, clock).show(listed["id"])["status"] == "CLOSED"

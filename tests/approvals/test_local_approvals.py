@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from local.issuer import DevIssuer
-from tests.test_identity_end_to_end import ModeStack, bearer
+from tests.auth.test_identity_end_to_end import ModeStack, bearer
 
 RULES = [
     {"groups": ["approvers"], "stateMachines": ["*"], "operations": ["*"]},

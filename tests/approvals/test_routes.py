@@ -5,8 +5,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from chalicelib import factory, identity
-from chalicelib.approvals import settings as approvals_settings
+from chalicelib import factory
+from chalicelib.auth import identity
 from chalicelib.approvals.consumer import consume
 from tests.approvals.conftest import ADA, BOB, MACHINES, RULES, TABLE, TOKEN, config_with, message
 from tests.conftest import assert_error, post_json
@@ -21,14 +21,12 @@ def stage(make_client, dynamodb, monkeypatch):
     monkeypatch.setattr(factory, "get_dynamodb_client", lambda: dynamodb)
     sfn = boto3.client("stepfunctions", region_name="us-east-1")
     monkeypatch.setattr(factory, "get_sfn_client", lambda read_timeout=None: sfn)
-    approvals_settings.get_settings.cache_clear()
     with Stubber(sfn) as stubber, make_client(MACHINES, APPROVALS="on", APPROVALS_QUEUE="approvals",
                                               APPROVALS_TABLE=TABLE, ACCESS_RULES=json.dumps(RULES)) as client:
         client.callers = callers
         client.sfn = stubber
         yield client
         stubber.assert_no_pending_responses()
-    approvals_settings.get_settings.cache_clear()
 
 
 @pytest.fixture
@@ -118,18 +116,14 @@ def test_get_never_answers(stage, approval_id):
 
 
 def test_a_stage_without_approvals_answers_404_approvals_disabled(make_client, monkeypatch):
-    approvals_settings.get_settings.cache_clear()
     monkeypatch.setattr(identity, "caller_record", lambda context: ADA)
     with make_client(MACHINES) as client:
         assert_error(client.http.get("/approvals"), 404, "ApprovalsDisabled")
-    approvals_settings.get_settings.cache_clear()
 
 
 def test_a_stage_with_approvals_but_no_table_names_the_setting(make_client, monkeypatch):
-    approvals_settings.get_settings.cache_clear()
     monkeypatch.setattr(identity, "caller_record", lambda context: ADA)
     with make_client(MACHINES, APPROVALS="on", APPROVALS_QUEUE="q") as client:
         response = client.http.get("/approvals")
-    approvals_settings.get_settings.cache_clear()
     assert_error(response, 500, "GatewayMisconfigured")
     assert "APPROVALS_TABLE" in response.json_body["Message"]

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from chalicelib.approvals import triggers
-from chalicelib.approvals.settings import settings_from_environ
+from chalicelib.approvals.settings import approvals_table, dead_letter_queue_url, parse_approvals
 from chalicelib.errors import ApprovalsDisabled, GatewayMisconfigured
 from tests.approvals.conftest import MACHINES, PAYROLL_ARN
 from tests.conftest import ORDERS_ARN
@@ -46,14 +46,24 @@ def test_a_stage_of_express_machines_only_cannot_turn_approvals_on():
 
 
 @pytest.mark.parametrize("environ, error, named", [
-    ({}, ApprovalsDisabled, "APPROVALS=on turns it on"),
-    (ON, GatewayMisconfigured, "needs APPROVALS_TABLE"),
-    ({**ON, "APPROVALS_TABLE": "t"}, GatewayMisconfigured, "needs APPROVALS_TABLE"),
-    ({**ON, "APPROVALS_TABLE": "approvals", "APPROVALS_DLQ_URL": "sqs://x"}, GatewayMisconfigured, "APPROVALS_DLQ_URL"),
+    ({**ON, "APPROVALS_TABLE": "t"}, GatewayMisconfigured, "APPROVALS_TABLE must be a DynamoDB table name"),
+    ({**ON, "APPROVALS_TABLE": "approvals", "APPROVALS_DLQ_URL": "sqs://x"}, GatewayMisconfigured,
+     "APPROVALS_DLQ_URL must be the URL"),
 ])
-def test_first_use_mistakes_name_the_setting(environ, error, named):
+def test_malformed_settings_are_named_when_the_stage_is_read(environ, error, named):
     with pytest.raises(error, match=named):
-        settings_from_environ(environ)
+        parse_approvals(environ)
+
+
+def test_missing_table_and_queue_are_named_at_first_use():
+    # A stage's own configuration has no table: make package creates it and names it to the functions.
+    settings = parse_approvals(ON)
+    with pytest.raises(GatewayMisconfigured, match="needs APPROVALS_TABLE"):
+        approvals_table(settings)
+    with pytest.raises(GatewayMisconfigured, match="needs APPROVALS_DLQ_URL"):
+        dead_letter_queue_url(parse_approvals({**ON, "APPROVALS_TABLE": "approvals"}))
+    with pytest.raises(ApprovalsDisabled, match="APPROVALS=on turns it on"):
+        approvals_table(parse_approvals({}))
 
 
 def test_the_app_registers_consumer_and_closer_and_the_api_cold_start_imports_neither():

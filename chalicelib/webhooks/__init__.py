@@ -1,0 +1,1 @@
+"""Signed completion webhooks: settings, the EventBridge rule, delivery and its SSRF guard."""
