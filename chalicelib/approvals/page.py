@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 
 from chalice import NotFoundError, Response
 
-from chalicelib.config import check_key_url, jwt_settings_from_environ
+from chalicelib.auth.identity import auth_mode, cognito_user_pool_arns
+from chalicelib.auth.settings import check_key_url, jwt_settings_from_environ
 from chalicelib.errors import GatewayMisconfigured
-from chalicelib.identity import auth_mode, cognito_user_pool_arns
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 # URL name -> (file under static/, Content-Type). The page links them relative to its own URL.

@@ -45,6 +45,6 @@ def closer_pattern(environ) -> dict | None:
 
 def inbox_page_served(environ) -> bool:
     """Whether the stage serves the inbox page (/inbox): approvals on, and people sign in with tokens (jwt, cognito)."""
-    from chalicelib.identity import auth_mode
+    from chalicelib.auth.identity import auth_mode
 
     return enabled(environ) and auth_mode(environ) in ("jwt", "cognito")
