@@ -16,7 +16,9 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/python -m local.run
 
+# lint-imports checks the import contracts in .importlinter (layers, no cycles, dev-only code kept apart) first.
 test: $(STAMP)
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/python -m pytest
 
 clean:

@@ -1,6 +1,7 @@
 """The one place that creates AWS clients (lazily, once per read timeout) and the gateway over them."""
 import functools
 
+from chalicelib.auth.identity import current_caller
 from chalicelib.config import get_config
 from chalicelib.stepfunctions import budget
 
@@ -41,7 +42,7 @@ def get_gateway():
         return gateway
     from chalicelib.auth.access import guard
 
-    return guard(gateway, config)
+    return guard(gateway, config, current_caller())
 
 
 @functools.cache

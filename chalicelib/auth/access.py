@@ -235,10 +235,8 @@ class GuardedGateway:
         return self._gateway.send_task_heartbeat(task_token)
 
 
-def guard(gateway, config):
-    """The gateway behind access checks when the stage has ACCESS_RULES or ownerOnly machines."""
-    from chalicelib.auth.identity import current_caller
-
+def guard(gateway, config, caller: dict | None = None):
+    """The gateway behind access checks for this caller when the stage has ACCESS_RULES or ownerOnly machines."""
     if config.access_rules is None and not any(machine.owner_only for machine in config.registry):
         return gateway
-    return GuardedGateway(gateway, config.registry, config.access_rules, current_caller())
+    return GuardedGateway(gateway, config.registry, config.access_rules, caller)
