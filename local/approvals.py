@@ -102,7 +102,7 @@ class LocalApprovals:
         events.unsubscribe(self._on_status_change)
         self._closers.shutdown(wait=False, cancel_futures=True)
         if self._poller is not None:
-            self._poller.join(timeout=3)
+            self._poller.join(timeout=1.5)
 
     def _poll(self) -> None:
         while not self._stopping.is_set():

@@ -197,8 +197,25 @@ def test_approval_sends_token_and_input_to_the_queue_and_history(sqs, sfn, machi
             "Messages", []
         )
     ]
-    assert {"taskToken": token, "input": {"order": 42}} in bodies
+    # The approvals contract (docs/approvals.md): group approvers, a default title, the input as details.
+    assert {"taskToken": token, "executionArn": arn, "title": f"Approval for {arn.rsplit(':', 1)[1]}",
+            "details": {"order": 42}, "candidateGroups": ["approvers"], "candidateUsers": [],
+            "timeoutSeconds": 86400} in bodies
     assert sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
+    sfn.stop_execution(executionArn=arn)
+
+
+def test_approval_takes_its_title_from_the_input(sqs, sfn, machines):
+    arn = sfn.start_execution(
+        stateMachineArn=machines["approval"]["arn"], input='{"title": "Refund 120 EUR", "order": 43}'
+    )["executionArn"]
+    token = _task_token(sfn, arn)
+    _wait_for_event(sfn, arn, "TaskSubmitted")
+    queue_url = sqs.get_queue_url(QueueName=APPROVAL_QUEUE_NAME)["QueueUrl"]
+    bodies = [json.loads(message["Body"]) for message in
+              sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])]
+    [body] = [body for body in bodies if body["taskToken"] == token]
+    assert (body["title"], body["details"]) == ("Refund 120 EUR", {"title": "Refund 120 EUR", "order": 43})
     sfn.stop_execution(executionArn=arn)
 
 
