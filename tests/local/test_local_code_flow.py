@@ -255,3 +255,35 @@ def test_make_run_registers_the_inbox_page_under_both_loopback_names(monkeypatch
     banner = _inbox_banner(url)
     assert "Approvals inbox: http://127.0.0.1:8123/inbox" in banner
     assert "http://127.0.0.1:8123/inbox?login_hint=ada" in banner
+
+
+class _FakeHandler:
+    """Just enough of BaseHTTPRequestHandler to call the code flow as if from another machine."""
+
+    def __init__(self, client_address):
+        import io
+
+        self.client_address = client_address
+        self.headers = {}
+        self.sent = {}
+        self.wfile = io.BytesIO()
+
+    def send_response(self, status):
+        self.status = status
+
+    def send_header(self, name, value):
+        self.sent[name] = value
+
+    def end_headers(self):
+        pass
+
+
+def test_login_hint_from_another_machine_shows_the_sign_in_page_instead(issuer):
+    query = urlencode(authorize_params(secrets.token_urlsafe(48), login_hint="ada"))
+    remote = _FakeHandler(("192.0.2.10", 50000))
+    issuer.code_flow.handle_authorize(remote, query)
+    assert (remote.status, "Location" in remote.sent) == (200, False)
+    assert "Sign in as ada</button>" in remote.wfile.getvalue().decode()
+    local = _FakeHandler(("127.0.0.1", 50000))
+    issuer.code_flow.handle_authorize(local, query)
+    assert (local.status, "code=" in local.sent["Location"]) == (303, True)
