@@ -286,9 +286,10 @@ class CodeFlow:
 
 def read_form(handler) -> str | None:
     """The url-encoded body of a POST, or None when it is too large or not a form."""
-    length = int(handler.headers.get("Content-Length") or 0)
+    raw_length = handler.headers.get("Content-Length") or "0"
+    length = int(raw_length) if raw_length.isdigit() else -1
     content_type = (handler.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-    if length > MAX_FORM_BYTES or content_type != "application/x-www-form-urlencoded":
+    if not 0 <= length <= MAX_FORM_BYTES or content_type != "application/x-www-form-urlencoded":
         return None
     return handler.rfile.read(length).decode("utf-8", "replace")
 

@@ -287,3 +287,18 @@ def test_login_hint_from_another_machine_shows_the_sign_in_page_instead(issuer):
     local = _FakeHandler(("127.0.0.1", 50000))
     issuer.code_flow.handle_authorize(local, query)
     assert (local.status, "code=" in local.sent["Location"]) == (303, True)
+
+
+@pytest.mark.parametrize("length", ["-1", "abc", str(64 * 1024)])
+def test_token_endpoint_refuses_a_bad_or_huge_content_length_without_reading(issuer, length):
+    import socket
+
+    with socket.create_connection(("127.0.0.1", urlsplit(issuer.url).port), timeout=5) as connection:
+        connection.sendall(f"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                           f"Content-Length: {length}\r\nConnection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk := connection.recv(4096):
+            answer += chunk
+    answer = answer.decode()
+    assert answer.startswith("HTTP/1.0 400")
+    assert '"error": "invalid_request"' in answer
