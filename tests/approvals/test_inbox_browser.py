@@ -17,9 +17,12 @@ import requests
 
 from tests.test_end_to_end import Stack
 
-# As root in a container there is no sandbox to use; the rest keeps Chromium from calling home.
+# As root in a container there is no sandbox to use, and /dev/shm may be tiny; the rest keeps
+# Chromium from calling home, and a proxy that does not exist catches whatever would still try:
+# no network traffic but to 127.0.0.1 (loopback is never proxied).
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-dev-shm-usage", "--proxy-server=http://127.0.0.1:9"]
 WAIT_SECONDS = 25
 UI_TIMEOUT_MS = 15000
 
