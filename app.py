@@ -5,6 +5,7 @@ from chalice import Chalice
 
 from chalicelib import factory
 from chalicelib.approvals import triggers as approval_triggers
+from chalicelib.approvals import wiring as approvals
 from chalicelib.auth import identity
 from chalicelib.http import inputs, responses
 from chalicelib.http.cors import STAGE_CORS
@@ -130,25 +131,25 @@ def send_task_heartbeat():
 @app.route("/approvals", authorizer=authorizer)
 def list_approvals():
     query = inputs.query(app.current_request, LIST_APPROVALS_QUERY)
-    return factory.get_approvals_inbox().list_pending(query.get("limit"), query.get("nextToken"))
+    return approvals.inbox().list_pending(query.get("limit"), query.get("nextToken"))
 
 
 @app.route("/approvals/{approvalId}", authorizer=authorizer)
 def show_approval(approvalId):
     inputs.query(app.current_request)
-    return factory.get_approvals_inbox().show(approvalId)
+    return approvals.inbox().show(approvalId)
 
 
 @app.route("/approvals/{approvalId}/approve", methods=["POST"], authorizer=authorizer)
 def approve_approval(approvalId):
     body = inputs.body(app.current_request, ANSWER_APPROVAL_BODY)
-    return factory.get_approvals_inbox().answer(approvalId, "approved", body.get("comment"), body.get("data"))
+    return approvals.inbox().answer(approvalId, "approved", body.get("comment"), body.get("data"))
 
 
 @app.route("/approvals/{approvalId}/reject", methods=["POST"], authorizer=authorizer)
 def reject_approval(approvalId):
     body = inputs.body(app.current_request, ANSWER_APPROVAL_BODY)
-    return factory.get_approvals_inbox().answer(approvalId, "rejected", body.get("comment"), body.get("data"))
+    return approvals.inbox().answer(approvalId, "rejected", body.get("comment"), body.get("data"))
 
 
 # The inbox page, where people sign in (jwt and cognito stages with APPROVALS=on): a public shell
@@ -188,12 +189,8 @@ if _APPROVALS_QUEUE:
 
     @app.on_sqs_message(queue=_APPROVALS_QUEUE, batch_size=10, name="approvals_consumer")
     def consume_approvals(event):
-        from chalicelib.approvals import handlers  # the consumer's modules only in its own function
-
-        return handlers.consume(event.to_dict())
+        return approvals.consume(event.to_dict())
 
     @app.on_cw_event(approval_triggers.closer_pattern(os.environ), name="approvals_closer")
     def close_approvals(event):
-        from chalicelib.approvals import handlers
-
-        return handlers.close(event.to_dict())
+        return approvals.close(event.to_dict())

@@ -81,20 +81,3 @@ def get_sqs_client():
     """The cached SQS client that writes the approvals dead-letter queue."""
     return _aws_client("sqs")
 
-
-def get_approvals_store():
-    """The approvals table of this stage (ApprovalsDisabled when APPROVALS is off)."""
-    from chalicelib.approvals.settings import approvals_table
-    from chalicelib.approvals.store import ApprovalStore
-
-    return ApprovalStore(get_dynamodb_client(), approvals_table(get_config().approvals))
-
-
-def get_approvals_inbox():
-    """The approvals inbox as this request's caller sees it."""
-    from chalicelib.approvals.inbox import ApprovalsInbox, send_answer
-    from chalicelib.auth.identity import current_caller
-
-    store = get_approvals_store()
-    config = get_config()
-    return ApprovalsInbox(store, config.registry, config.access_rules, current_caller(), send_answer(get_sfn_client))

@@ -4,7 +4,7 @@ import logging
 import time
 
 from chalicelib.approvals.store import now_text
-from chalicelib.approvals.triggers import ENDED_STATUSES
+from chalicelib.webhooks.settings import WEBHOOK_STATUSES as ENDED_STATUSES
 
 LOG = logging.getLogger("sfn_gateway.approvals")
 LOG.setLevel(logging.INFO)

@@ -1,7 +1,8 @@
 """What Chalice must know while it builds the app on APPROVALS=on stages: the queue and the closer's rule.
 
 Read when app.py is imported (`chalice package/deploy/local` load the stage's variables first),
-so this module stays light: the rest of chalicelib.approvals is imported only by the handlers.
+so this module stays light: the rest of chalicelib.approvals is imported only by the functions that use it
+(chalicelib/approvals/wiring.py).
 """
 import re
 
