@@ -154,6 +154,24 @@ def reject_approval(approvalId):
     return approvals.inbox().answer(approvalId, "rejected", body.get("comment"), body.get("data"))
 
 
+# The inbox page, where people sign in (jwt and cognito stages with APPROVALS=on): a public shell
+# without data, like /health; its script asks the routes above with the person's token. Read at
+# import, like the approvals triggers below: Chalice builds the API with or without these routes.
+if approval_triggers.inbox_page_served(os.environ):
+
+    @app.route("/inbox")
+    def inbox_page():
+        from chalicelib.approvals import page  # here, not at the top: API requests never load the page
+
+        return page.page(os.environ)
+
+    @app.route("/inbox/{file_name}")
+    def inbox_file(file_name):
+        from chalicelib.approvals import page
+
+        return page.static_file(file_name)
+
+
 # Chalice builds the event rule with the app, and `chalice package/deploy/local` load the
 # stage's variables before importing app.py: the one import-time read for webhooks.
 _WEBHOOK_PATTERN = webhook_rule.event_pattern(os.environ)

@@ -8,6 +8,8 @@ IdPs rotate, and `available = False` makes the JWKS answer 503 (an IdP outage).
 you only), so that tokens for any caller can be minted while it runs:
 
     python -m local.issuer token --sub carol --groups approvers,ops --scopes "orders/start orders/read"
+
+Browser pages (the approvals inbox) sign demo users in through `code_flow` (local/code_flow.py).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from local.state import read_state, remove_state, shown, state_path, write_private_state
+from local.code_flow import AUTHORIZE_PATH, TOKEN_PATH, CodeFlow, read_form
 
 DEFAULT_AUDIENCE = "sfn-gateway-local"
 DISCOVERY_PATH = "/.well-known/openid-configuration"
@@ -74,6 +77,8 @@ class DevIssuer:
         # Where publish() left this issuer's record for `python -m local.issuer token`, if it did.
         self.record = None
         self._keys = [new_signing_key()]
+        # Browser sign-in (authorization code + PKCE) for the inbox page; clients register their loopback URLs.
+        self.code_flow = CodeFlow(self, DEMO_USERS)
         self._server = ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
         self._thread = None
@@ -156,9 +161,13 @@ class DevIssuer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
+                path, _, query = self.path.partition("?")
                 if self.path == DISCOVERY_PATH:
                     self._json(200, {"issuer": issuer.issuer, "jwks_uri": issuer.url + JWKS_PATH,
-                                     "id_token_signing_alg_values_supported": ["RS256"]})
+                                     "id_token_signing_alg_values_supported": ["RS256"],
+                                     **issuer.code_flow.discovery()})
+                elif path == AUTHORIZE_PATH:
+                    issuer.code_flow.handle_authorize(self, query)
                 elif self.path == JWKS_PATH:
                     issuer.jwks_requests += 1
                     if issuer.available:
@@ -168,10 +177,24 @@ class DevIssuer:
                 else:
                     self._json(404, {"error": "not found"})
 
+            def do_POST(self):
+                form = read_form(self)
+                if self.path not in (AUTHORIZE_PATH, TOKEN_PATH):
+                    self._json(404, {"error": "not found"})
+                elif form is None:
+                    self._json(400, {"error": "invalid_request",
+                                     "error_description": "Send a form (application/x-www-form-urlencoded) under 16 KiB."})
+                elif self.path == AUTHORIZE_PATH:
+                    issuer.code_flow.handle_authorize(self, "", form)
+                else:
+                    issuer.code_flow.handle_token(self, form)
+
             def _json(self, status: int, body: dict) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
+                # Public documents: the inbox page (another origin) reads the discovery document.
+                self.send_header("Access-Control-Allow-Origin", "*")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

@@ -149,9 +149,12 @@ def start_issuer(host: str):
         return None
     from local.issuer import DevIssuer
 
+    from local.code_flow import INBOX_CLIENT_ID
+
     issuer = DevIssuer(host=host).start()
     issuer.publish()
     os.environ.update(JWT_ISSUER=issuer.issuer, JWT_AUDIENCE=issuer.audience)
+    os.environ.setdefault("INBOX_CLIENT_ID", INBOX_CLIENT_ID)
     return issuer
 
 
@@ -227,6 +230,26 @@ def start_partner_gate():
     # What `make package` fills in from the real keys' ids: the access log names the plan.
     os.environ["API_KEY_PLANS"] = json.dumps({local_key_id(plan.name): plan.name for plan in plans})
     return PartnerGate(plans, keys), state_path(KEYS_FILE)
+def open_inbox(issuer, app, port: int) -> str | None:
+    """Let the dev issuer sign people in to the inbox page; the page's URL, or None when the stage has none."""
+    if issuer is None or "/inbox" not in app.routes:
+        return None
+    # Both loopback names: the issuer checks the page's address exactly, as a real IdP does.
+    pages = [f"http://127.0.0.1:{port}/inbox", f"http://localhost:{port}/inbox"]
+    issuer.code_flow.register_client(os.environ["INBOX_CLIENT_ID"], pages)
+    return pages[0]
+
+
+def _inbox_banner(inbox_url: str) -> str:
+    from local.issuer import DEMO_USERS
+
+    users = " or ".join(DEMO_USERS)
+    first = next(iter(DEMO_USERS))
+    return f"""
+Approvals inbox: {inbox_url}
+  Sign in there as {users} (the dev issuer's sign-in page), or go straight in as one of them:
+  {inbox_url}?login_hint={first}
+"""
 
 
 def start_stack(host: str, port: int, sfn_port: int, access_key: str, secret_key: str, region: str,
@@ -452,6 +475,9 @@ def main(argv=None) -> int:
         print(f"sfn-gateway is running at {url}   (local Step Functions engine: {engine.url})", flush=True)
         if issuer is not None:
             print(_jwt_banner(url, issuer, issuer.demo_tokens(), _python_command()), flush=True)
+            inbox_url = open_inbox(issuer, sys.modules["app"].app, port)
+            if inbox_url:
+                print(_inbox_banner(inbox_url), flush=True)
         elif _auth_mode() == "jwt":
             print(f"AUTH_MODE=jwt: bearer tokens are verified against {os.environ['JWT_ISSUER']}.", flush=True)
         else:

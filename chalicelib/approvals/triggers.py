@@ -53,3 +53,10 @@ def closer_pattern(environ) -> dict | None:
         "detail-type": [EVENT_DETAIL_TYPE],
         "detail": {"stateMachineArn": standard, "status": list(ENDED_STATUSES)},
     }
+
+
+def inbox_page_served(environ) -> bool:
+    """Whether the stage serves the inbox page (/inbox): approvals on, and people sign in with tokens (jwt, cognito)."""
+    from chalicelib.auth.identity import auth_mode
+
+    return enabled(environ) and auth_mode(environ) in ("jwt", "cognito")
