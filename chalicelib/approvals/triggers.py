@@ -58,5 +58,14 @@ def closer_pattern(environ) -> dict | None:
 def inbox_page_served(environ) -> bool:
     """Whether the stage serves the inbox page (/inbox): approvals on, and people sign in with tokens (jwt, cognito)."""
     from chalicelib.auth.identity import auth_mode
+    from chalicelib.partners.plans import api_keys_required
 
-    return enabled(environ) and auth_mode(environ) in ("jwt", "cognito")
+    served = enabled(environ) and auth_mode(environ) in ("jwt", "cognito")
+    # A browser page holds the person's token, never a partner's API key: every API call it makes would get 403.
+    if served and api_keys_required(environ):
+        raise _fail(
+            "The approvals inbox page (APPROVALS=on with AUTH_MODE=jwt or cognito) cannot share a stage with "
+            "USAGE_PLANS: the page calls /approvals without a partner's x-api-key. Serve people from a stage "
+            "without USAGE_PLANS (it may list the same state machines), or set APPROVALS=off on the partners' stage."
+        )
+    return served

@@ -82,3 +82,18 @@ def test_a_stage_with_approvals_on_and_no_queue_is_refused_when_the_app_is_built
     result = subprocess.run([sys.executable, "-c", "import app"], capture_output=True, text=True, env=environ,
                             timeout=60, cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     assert result.returncode != 0 and "APPROVALS=on needs APPROVALS_QUEUE" in result.stderr
+
+
+PLANS = json.dumps([{"name": "acme", "throttle": {"rateLimit": 10, "burstLimit": 20}}])
+
+
+def test_the_inbox_page_is_served_on_token_stages_with_approvals_on():
+    assert triggers.inbox_page_served({**ON, "AUTH_MODE": "jwt"}) is True
+    assert triggers.inbox_page_served({**ON, "AUTH_MODE": "iam"}) is False
+    assert triggers.inbox_page_served({**ON, "AUTH_MODE": "iam", "USAGE_PLANS": PLANS}) is False
+
+
+def test_the_inbox_page_and_usage_plans_on_one_stage_are_refused_naming_both_settings():
+    with pytest.raises(GatewayMisconfigured, match="cannot share a stage with USAGE_PLANS") as refused:
+        triggers.inbox_page_served({**ON, "AUTH_MODE": "jwt", "USAGE_PLANS": PLANS})
+    assert "APPROVALS=off" in str(refused.value)
