@@ -18,6 +18,19 @@ def fail(message: str) -> GatewayMisconfigured:
     return GatewayMisconfigured(f"Invalid gateway configuration: {message}")
 
 
+def is_loopback_host(host: str | None) -> bool:
+    """Whether a host name or address is this machine (localhost or a loopback address)."""
+    # Imported here: only stages with URL settings get this far, and the API's cold start skips ipaddress.
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
 def require_object(where: str, entry: object, allowed, shape: str) -> None:
     """A configuration entry is a JSON object with only the allowed keys."""
     if not isinstance(entry, dict):

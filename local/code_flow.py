@@ -12,7 +12,6 @@ import base64
 import hashlib
 import hmac
 import html
-import ipaddress
 import json
 import re
 import secrets
@@ -20,6 +19,8 @@ import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from chalicelib.setting_rules import is_loopback_host
 
 AUTHORIZE_PATH = "/authorize"
 TOKEN_PATH = "/token"
@@ -69,16 +70,6 @@ class _Grant:
     user: str
     request: AuthorizationRequest
     expires_at: float
-
-
-def is_loopback_host(host: str | None) -> bool:
-    """Whether a host name or address is this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host or "").is_loopback
-    except ValueError:
-        return False
 
 
 def s256(verifier: str) -> str:

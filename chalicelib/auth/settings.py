@@ -3,6 +3,7 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from chalicelib.setting_rules import fail as _fail
+from chalicelib.setting_rules import is_loopback_host
 from chalicelib.setting_rules import json_list as _json_list
 from chalicelib.setting_rules import require_object as _require_object
 
@@ -84,25 +85,13 @@ class JwtSettings:
     accept_id_tokens: bool = False
 
 
-def _is_loopback(host: str | None) -> bool:
-    # Only JWT stages get here; the API function's cold start does not import ipaddress.
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host or "").is_loopback
-    except ValueError:
-        return False
-
-
 def check_key_url(key: str, url: str) -> str:
     """The URL, if keys may be fetched from it: https, or http on a loopback host only."""
     # Keys fetched over plain HTTP could be swapped on the way; only a local dev issuer may use it.
     parsed = urlparse(url)
     if parsed.scheme == "https" and parsed.hostname:
         return url
-    if parsed.scheme == "http" and _is_loopback(parsed.hostname):
+    if parsed.scheme == "http" and is_loopback_host(parsed.hostname):
         return url
     raise _fail(f"{key} must be an https:// URL (http:// only on 127.0.0.1 / localhost), got {url!r}.")
 
