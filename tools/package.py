@@ -13,7 +13,8 @@
   reads them; each file keeps its lines, so tracebacks keep their line numbers). Every module
   is checked to parse to the same syntax tree as its source, or packaging fails. This keeps
   the bundle the size it had before chalicelib/ was split into packages (many small files
-  compress worse than a few large ones).
+  compress worse than a few large ones). The inbox page's files ship only to stages that serve
+  the page, and every entry is deflated at level 9.
 * API_TIMEOUT_SECONDS and USAGE_PLANS: integration timeouts, the function's timeout, usage
   plans and API keys are written into the generated template (tools/partners_wiring.py).
 * On stages with WEBHOOKS, failed webhook deliveries need a Lambda on-failure destination,
@@ -295,15 +296,27 @@ def without_comments(source: str) -> str:
     return stripped
 
 
-def strip_bundle_comments(bundle: Path) -> None:
-    """Rewrite deployment.zip with the comments of the gateway's own modules (app.py, chalicelib/) removed."""
+# The inbox page's files (chalicelib/approvals/page.py serves them only on stages that serve the page).
+INBOX_STATIC_PREFIX = "chalicelib/approvals/static/"
+
+
+def slim_bundle(bundle: Path, environment: dict) -> None:
+    """Rewrite deployment.zip as the stage runs it: the gateway's own modules without their comments,
+    the inbox page's files only on stages that serve the page, every entry at the best compression."""
+    from chalicelib.approvals.triggers import inbox_page_served
+
+    keep_page = inbox_page_served(environment)
     with zipfile.ZipFile(bundle) as original:
         entries = [(info, original.read(info)) for info in original.infolist()]
-    with zipfile.ZipFile(bundle, "w", zipfile.ZIP_DEFLATED) as rewritten:
+    with zipfile.ZipFile(bundle, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as rewritten:
         for info, data in entries:
+            if info.filename.startswith(INBOX_STATIC_PREFIX) and not keep_page:
+                continue
             if info.filename == "app.py" or (info.filename.startswith("chalicelib/") and info.filename.endswith(".py")):
                 data = without_comments(data.decode("utf-8")).encode("utf-8")
-            rewritten.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED)
+            rewritten.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+
+
 def _pinned_requirements() -> list:
     lines = (line.split("#")[0].strip() for line in REQUIREMENTS.read_text().splitlines())
     return [line for line in lines if line]
@@ -361,7 +374,7 @@ def package(stage: str, pkg_format: str, out: Path, env: dict | None = None) -> 
         result = subprocess.run(command + [str(out)], cwd=PROJECT_DIR, env=env, capture_output=True, text=True,
                                 timeout=300)
     if result.returncode == 0:
-        strip_bundle_comments(Path(out) / "deployment.zip")
+        slim_bundle(Path(out) / "deployment.zip", environment)
         _wire_partners(Path(out), pkg_format, environment, f"{config.get('app_name', 'sfn-gateway')}-{stage}")
     extra = terraform_extra(environment) if pkg_format == "terraform" else None
     if result.returncode == 0 and extra is not None:

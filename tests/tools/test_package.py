@@ -286,6 +286,7 @@ def test_bundled_modules_are_the_sources_less_their_comments(packages):
     # The Lambda runs what is in the zip: the same code, line for line, as the repository's files.
     with zipfile.ZipFile(packages["prod"]["cloudformation"] / "deployment.zip") as bundle:
         ours = [name for name in bundle.namelist() if name == "app.py" or name.startswith("chalicelib/")]
+        # prod serves no inbox page: its files stay out of the bundle, every module goes in.
         assert sorted(ours) == sorted(str(path.relative_to(PROJECT_DIR)) for path in
                                       [PROJECT_DIR / "app.py", *(PROJECT_DIR / "chalicelib").rglob("*.py")])
         for name in ours:
@@ -296,6 +297,32 @@ def test_bundled_modules_are_the_sources_less_their_comments(packages):
                         if token.type == tokenize.COMMENT], name
         # Chalice's own runtime is shipped as Chalice wrote it.
         assert bundle.read("chalice/app.py") == Path(inspect.getfile(chalice.app)).read_bytes()
+
+
+def _bundle_of(tmp_path, files: dict) -> Path:
+    bundle = tmp_path / "deployment.zip"
+    with zipfile.ZipFile(bundle, "w") as written:
+        for name, text in files.items():
+            written.writestr(name, text)
+    return bundle
+
+
+@pytest.mark.parametrize("environment, page_files_kept", [
+    ({"APPROVALS": "on", "APPROVALS_QUEUE": "q", "AUTH_MODE": "jwt"}, True),
+    ({"APPROVALS": "on", "APPROVALS_QUEUE": "q", "AUTH_MODE": "iam"}, False),
+    ({}, False),
+])
+def test_the_inbox_page_files_ship_only_to_stages_that_serve_the_page(tmp_path, environment, page_files_kept):
+    page = {f"{packaging.INBOX_STATIC_PREFIX}inbox.js": "document.title = 'Inbox';  // the page\n"}
+    bundle = _bundle_of(tmp_path, {"app.py": "x = 1  # one\n", **page, "chalice/app.py": "y = 2  # kept\n"})
+
+    packaging.slim_bundle(bundle, environment)
+
+    with zipfile.ZipFile(bundle) as slimmed:
+        shipped = {info.filename: slimmed.read(info).decode() for info in slimmed.infolist()}
+        assert {info.compress_type for info in slimmed.infolist()} == {zipfile.ZIP_DEFLATED}
+    expected = {"app.py": "x = 1\n", "chalice/app.py": "y = 2  # kept\n", **(page if page_files_kept else {})}
+    assert shipped == expected
 
 
 # --- identity modes (issue 10): one example stage per AUTH_MODE, packaged from a copy of the project ---
@@ -330,7 +357,8 @@ def mode_packages(tmp_path_factory):
                                     cwd=project, capture_output=True, text=True, timeout=120, env=env)
             assert result.returncode == 0, f"chalice package {pkg_format} {stage} failed:\n{result.stderr}"
             # As `make package` ships it (tools/package.py): the gateway's modules without their comments.
-            packaging.strip_bundle_comments(out / "deployment.zip")
+            packaging.slim_bundle(out / "deployment.zip", packaging.stage_environment(
+                json.loads((project / ".chalice" / "config.json").read_text()), stage))
             built[mode][pkg_format] = out
     return built
 
