@@ -62,11 +62,30 @@ def get_ssm_client():
     )
 
 
+def read_secure_parameter(setting: str, parameter: str) -> dict:
+    """An SSM SecureString parameter, decrypted; a mistake naming the setting when it cannot be read."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from chalicelib.errors import GatewayMisconfigured
+
+    try:
+        return get_ssm_client().get_parameter(Name=parameter, WithDecryption=True)["Parameter"]
+    except ClientError as err:
+        code = err.response.get("Error", {}).get("Code", "Unknown")
+        raise GatewayMisconfigured(
+            f"Invalid gateway configuration: {setting} {parameter!r} could not be read ({code}); "
+            "create it as a SecureString and let the gateway's role read it (make policy)."
+        ) from err
+    except BotoCoreError as err:
+        raise GatewayMisconfigured(
+            f"{setting[:1].upper()}{setting[1:]} {parameter!r} could not be read: SSM unreachable "
+            f"({type(err).__name__})."
+        ) from err
+
+
 @functools.cache
 def get_stage_secret() -> bytes:
     """The stage's secret (the SSM SecureString STAGE_SECRET_PARAMETER names), read once per container."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     from chalicelib.errors import GatewayMisconfigured
 
     parameter = get_config().stage_secret_parameter
@@ -76,18 +95,7 @@ def get_stage_secret() -> bytes:
             "Idempotency-Key names are keyed by a per-stage secret: create an SSM SecureString of at least 32 "
             "random characters and name it in STAGE_SECRET_PARAMETER (see docs/identity.md)."
         )
-    try:
-        found = get_ssm_client().get_parameter(Name=parameter, WithDecryption=True)["Parameter"]
-    except ClientError as err:
-        code = err.response.get("Error", {}).get("Code", "Unknown")
-        raise GatewayMisconfigured(
-            f"Invalid gateway configuration: STAGE_SECRET_PARAMETER {parameter!r} could not be read ({code}); "
-            "create it as a SecureString and let the gateway's role read it (make policy)."
-        ) from err
-    except BotoCoreError as err:
-        raise GatewayMisconfigured(
-            f"STAGE_SECRET_PARAMETER {parameter!r} could not be read: SSM unreachable ({type(err).__name__})."
-        ) from err
+    found = read_secure_parameter("STAGE_SECRET_PARAMETER", parameter)
     if found.get("Type") != "SecureString" or len(found.get("Value", "")) < MIN_STAGE_SECRET_CHARACTERS:
         raise GatewayMisconfigured(
             f"Invalid gateway configuration: STAGE_SECRET_PARAMETER {parameter!r} must be a SecureString of at "

@@ -21,8 +21,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from chalicelib import factory
 from chalicelib.config import get_config
 from chalicelib.errors import GatewayError, GatewayMisconfigured
@@ -166,18 +164,7 @@ def signing_keys(parameter: str, clock=time.monotonic) -> tuple:
         cached = _secret_cache.get(parameter)
         if cached and cached[0] > clock():
             return cached[1]
-        try:
-            value = factory.get_ssm_client().get_parameter(Name=parameter, WithDecryption=True)["Parameter"]["Value"]
-        except ClientError as err:
-            code = err.response.get("Error", {}).get("Code", "Unknown")
-            raise GatewayMisconfigured(
-                f"Invalid gateway configuration: webhook secret parameter {parameter!r} could not be read ({code}); "
-                "create it as a SecureString and let the gateway's role read it (make policy)."
-            ) from err
-        except BotoCoreError as err:
-            raise GatewayMisconfigured(
-                f"Webhook secret parameter {parameter!r} could not be read: SSM unreachable ({type(err).__name__})."
-            ) from err
+        value = factory.read_secure_parameter("webhook secret parameter", parameter)["Value"]
         keys = parse_secrets(value, parameter)
         _secret_cache[parameter] = (clock() + SECRET_CACHE_SECONDS, keys)
         return keys
