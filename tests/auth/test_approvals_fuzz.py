@@ -31,7 +31,7 @@ from tests.auth.access_model import Approval, Caller, Entry, Stage
 from tests.auth.test_access_fuzz import ACCOUNT, CAROL, GROUPS, REGION, call, callers, rules
 
 SEQUENCES = int(os.environ.get("ACCESS_FUZZ_EXAMPLES", "200"))
-STEPS = 12
+STEPS = 10
 FIGURES = {"sequences": 0, "requests": 0, "messages": 0, "seconds": 0.0}
 OUTCOMES = {}  # (route, status) -> how often: shows the sequences reach every answer
 CANDIDATE_USERS = ("ada", "bob", CAROL, "eve", "zed")
@@ -134,7 +134,7 @@ class ApprovalsModelMachine(RuleBasedStateMachine):
         self.ids = []  # the ids the consumer hands out, in order
         self.sfn.sent.clear()
         # Approvals waiting from the start, so that the requests find some
-        self._deliver(data, data.draw(st.integers(0, 4)))
+        self._deliver(data, data.draw(st.integers(0, 3)))
 
     # --- the checks every answer gets -----------------------------------------------------------------
 
@@ -158,7 +158,7 @@ class ApprovalsModelMachine(RuleBasedStateMachine):
 
     # --- the queue and the closer -------------------------------------------------------------------
 
-    @rule(data=st.data(), count=st.integers(1, 3))
+    @rule(data=st.data(), count=st.integers(1, 2))
     def messages_arrive(self, data, count):
         """A batch through the consumer entry point: new requests, redeliveries and malformed messages."""
         self._deliver(data, count)
@@ -184,7 +184,7 @@ class ApprovalsModelMachine(RuleBasedStateMachine):
                 "candidateGroups": data.draw(st.lists(st.sampled_from(CANDIDATE_GROUPS), max_size=2, unique=True)),
                 "timeoutSeconds": 86_400,
             }
-            sent_ms = self.clock_ms - (data.draw(st.integers(1, 4)) if kind == "late" else 0)
+            sent_ms = self.clock_ms - (data.draw(st.integers(1, 10)) if kind == "late" else 0)
             record = {"messageId": f"m{n}", "attributes": {"SentTimestamp": str(sent_ms)}}
             if kind == "malformed":
                 broken = MALFORMED[data.draw(st.sampled_from(sorted(MALFORMED)))](body, self.sequence)
