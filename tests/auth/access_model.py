@@ -51,6 +51,12 @@ class Execution:
     marker: str  # a string only its input contains
 
 
+def machine_of(execution_arn: str) -> str:
+    """arn:...:execution:<machine>:<name> belongs to arn:...:stateMachine:<machine>."""
+    parts = execution_arn.split(":")
+    return ":".join(parts[:5] + ["stateMachine", parts[6]])
+
+
 @dataclass
 class Approval:
     """A pending (or answered, or closed) approval as the model knows it (docs/approvals.md)."""
@@ -66,11 +72,6 @@ class Approval:
     answered_by: str | None = None
     comment: str | None = None
 
-    @property
-    def machine_arn(self) -> str:
-        """arn:...:execution:<machine>:<name> belongs to arn:...:stateMachine:<machine>."""
-        parts = self.execution_arn.split(":")
-        return ":".join(parts[:5] + ["stateMachine", parts[6]])
 
 
 @dataclass
@@ -161,8 +162,7 @@ class Stage:
     def approval_entry(self, execution_arn: str) -> Entry | None:
         """The entry an approval's execution belongs to: the machine's own entry if listed, else its first
         listed alias or version; None when the machine is not listed or is EXPRESS (no task tokens)."""
-        base = Approval("", "", execution_arn, "", {}, (), ()).machine_arn
-        entries = self.entries_of(base)
+        entries = self.entries_of(machine_of(execution_arn))
         entry = next((e for e in entries if not e.qualified), entries[0] if entries else None)
         return None if entry is None or entry.express else entry
 

@@ -2,13 +2,15 @@
 
 Each hypothesis sequence draws a stage (machines, an alias, an EXPRESS one, ACCESS_RULES with `approve`
 among the other operations, or none), then interleaves: queue messages (well-formed ones with generated
-machines and candidates, redeliveries, malformed ones) through the app's consumer entry point; the end of
-an execution through the closer's entry point; and GET /approvals (every page), GET /approvals/{id},
+machines and candidates, redeliveries, late and malformed ones) through the consumer's entry point
+(chalicelib.approvals.wiring.consume, which app.py's approvals_consumer calls); the end of an execution
+through the closer's (wiring.close); and GET /approvals (every page), GET /approvals/{id},
 POST /approvals/{id}/approve|reject from generated callers, through the app's Lambda handler. Every
 status and body must be the model's: who may see and answer, newest first, first answer wins (409),
 closed (410), the 404 of an approval the caller may not answer byte-identical to an unknown id's,
 SendTaskSuccess sent once with the right token, and no response holding a task token or the title
-or details of an approval the caller may not answer.
+or details of an approval the caller may not answer. Newest first is checked on createdAt (milliseconds):
+approvals created in the same millisecond may come in either order.
 
 ACCESS_FUZZ_EXAMPLES sets the number of sequences (default 200; `make fuzz-access` runs 20,000).
 """
