@@ -90,13 +90,14 @@ package: $(STAMP)
 jwt-layer: $(STAMP)
 	$(VENV)/bin/python -m tools.jwt_layer
 
-# `make fuzz-access`: the generated access-model test at full size (ACCESS_FUZZ_EXAMPLES sequences of
-# stages, callers and requests through the app against moto, checked against tests/auth/access_model.py).
-# `make test` runs 500 of them; this runs 20,000 and prints the figure.
+# `make fuzz-access`: the generated access-model tests at full size (ACCESS_FUZZ_EXAMPLES sequences of
+# stages, callers and requests through the app against moto, checked against tests/auth/access_model.py:
+# execution routes, and approvals with their queue messages). `make test` runs 500 and 200 of them;
+# this runs 20,000 of each and prints the figures.
 .PHONY: fuzz-access
 ACCESS_FUZZ_EXAMPLES ?= 20000
 fuzz-access: $(STAMP)
-	ACCESS_FUZZ_EXAMPLES=$(ACCESS_FUZZ_EXAMPLES) $(VENV)/bin/python -m pytest tests/auth/test_access_fuzz.py tests/auth/test_token_claims.py -q -p no:logging
+	ACCESS_FUZZ_EXAMPLES=$(ACCESS_FUZZ_EXAMPLES) $(VENV)/bin/python -m pytest tests/auth/test_access_fuzz.py tests/auth/test_approvals_fuzz.py tests/auth/test_token_claims.py -q -p no:logging
 
 # The stage's own OpenAPI 3.1 document: `make openapi STAGE=dev` writes out/openapi-dev.json (docs/partners.md).
 .PHONY: openapi

@@ -6,7 +6,7 @@ against it. Kept small on purpose: each rule here is one sentence of docs/identi
 """
 from dataclasses import dataclass, field
 
-OPERATIONS = ("start", "sync", "read", "stop", "redrive", "tasks")
+OPERATIONS = ("start", "sync", "read", "stop", "redrive", "tasks", "approve")
 MACHINE_OPERATIONS = ("start", "sync", "read", "stop", "redrive")
 
 
@@ -51,6 +51,29 @@ class Execution:
     marker: str  # a string only its input contains
 
 
+def machine_of(execution_arn: str) -> str:
+    """arn:...:execution:<machine>:<name> belongs to arn:...:stateMachine:<machine>."""
+    parts = execution_arn.split(":")
+    return ":".join(parts[:5] + ["stateMachine", parts[6]])
+
+
+@dataclass
+class Approval:
+    """A pending (or answered, or closed) approval as the model knows it (docs/approvals.md)."""
+
+    id: str
+    token: str
+    execution_arn: str
+    title: str
+    details: dict
+    candidate_users: tuple
+    candidate_groups: tuple
+    status: str = "PENDING"  # PENDING, APPROVED, REJECTED or CLOSED
+    answered_by: str | None = None
+    comment: str | None = None
+
+
+
 @dataclass
 class Stage:
     """A stage's configuration: entries, ACCESS_RULES (None: no rules) and TASK_ROUTES."""
@@ -59,6 +82,9 @@ class Stage:
     rules: list | None
     task_routes: bool
     executions: dict = field(default_factory=dict)  # arn -> Execution
+    approvals: dict = field(default_factory=dict)  # id -> Approval, oldest first
+    tokens: set = field(default_factory=set)  # task tokens of recorded approvals
+    ended: dict = field(default_factory=dict)  # execution arn -> when it ended (ms), until a later message reopens it
 
     # --- rules ---------------------------------------------------------------------------------
 
@@ -130,3 +156,59 @@ class Stage:
         if entry is None or not self.allows(caller, operation, entry.name):
             return 404
         return None
+
+    # --- approvals (docs/approvals.md) ------------------------------------------------------------
+
+    def approval_entry(self, execution_arn: str) -> Entry | None:
+        """The entry an approval's execution belongs to: the machine's own entry if listed, else its first
+        listed alias or version; None when the machine is not listed or is EXPRESS (no task tokens)."""
+        entries = self.entries_of(machine_of(execution_arn))
+        entry = next((e for e in entries if not e.qualified), entries[0] if entries else None)
+        return None if entry is None or entry.express else entry
+
+    def may_answer(self, caller: Caller, approval: Approval) -> bool:
+        """`approve` on its machine, and a candidate (by id or group) when it names any."""
+        entry = self.approval_entry(approval.execution_arn)
+        if entry is None or not self.allows(caller, "approve", entry.name):
+            return False
+        if not approval.candidate_users and not approval.candidate_groups:
+            return True
+        return caller.id in approval.candidate_users or bool(set(approval.candidate_groups) & set(caller.groups))
+
+    def receive(self, approval: Approval, sent_ms: int) -> str:
+        """A well-formed queue message: "added", "duplicate" (its token is recorded) or "ended" (sent before its run ended)."""
+        if approval.token in self.tokens:
+            return "duplicate"
+        if self.ended.get(approval.execution_arn, -1) >= sent_ms:
+            return "ended"
+        self.ended.pop(approval.execution_arn, None)  # a redriven run asks again
+        self.tokens.add(approval.token)
+        self.approvals[approval.id] = approval
+        return "added"
+
+    def end(self, execution_arn: str, stop_ms: int) -> int:
+        """The execution ended: its pending approvals close (answered ones keep their answer); how many closed."""
+        self.ended[execution_arn] = stop_ms
+        closing = [a for a in self.approvals.values() if a.execution_arn == execution_arn and a.status == "PENDING"]
+        for approval in closing:
+            approval.status = "CLOSED"
+        return len(closing)
+
+    def pending_for(self, caller: Caller) -> list:
+        """GET /approvals: the pending approvals this caller may answer, newest first."""
+        return [a for a in reversed(self.approvals.values()) if a.status == "PENDING" and self.may_answer(caller, a)]
+
+    def approval_answer(self, caller: Caller, approval_id: str, decision: str | None) -> int:
+        """The status of GET /approvals/{id} (decision None) or of approving/rejecting it; the model changes on 200."""
+        approval = self.approvals.get(approval_id)
+        if approval is None or not self.may_answer(caller, approval):
+            return 404  # the same for an unknown id and for one the caller may not answer
+        if decision is None:
+            return 200
+        if approval.status == "CLOSED":
+            return 410
+        if approval.status != "PENDING":
+            return 409  # the first answer wins; nothing changes
+        approval.status = {"approved": "APPROVED", "rejected": "REJECTED"}[decision]
+        approval.answered_by = caller.id
+        return 200
