@@ -35,6 +35,22 @@ def queue_name(environ) -> str | None:
     return name
 
 
+def _refuse_ambiguous_aliases(machines) -> None:
+    # An approval names its execution, never the alias or version that started it: with two such
+    # entries and no unqualified one, whose access rules decide would be a guess (issue 17, item 4).
+    entries = {}
+    for machine in machines:
+        entries.setdefault(machine.unqualified_arn, []).append(machine)
+    for arn, listed in entries.items():
+        if len(listed) > 1 and all(machine.qualifier for machine in listed):
+            names = sorted(machine.name for machine in listed)
+            raise _fail(
+                f"APPROVALS=on: state machine {arn} is listed only through its aliases or versions {names}, and an "
+                "approval does not say which one started its execution. Add the unqualified entry (its \"arn\" "
+                "without the qualifier) to STATE_MACHINES; its access rules decide who may answer its approvals."
+            )
+
+
 def closer_pattern(environ) -> dict | None:
     """The EventBridge pattern that closes approvals when an execution of the stage's machines ends."""
     if not enabled(environ):
@@ -44,6 +60,7 @@ def closer_pattern(environ) -> dict | None:
     from chalicelib.webhooks.settings import WEBHOOK_STATUSES as ENDED_STATUSES
 
     machines = parse_state_machines(environ.get("STATE_MACHINES"))
+    _refuse_ambiguous_aliases(machines)
     standard = sorted({machine.unqualified_arn for machine in machines if not machine.is_express})
     if not standard:
         raise _fail("APPROVALS=on needs at least one STANDARD state machine in STATE_MACHINES "

@@ -97,3 +97,20 @@ def test_the_inbox_page_and_usage_plans_on_one_stage_are_refused_naming_both_set
     with pytest.raises(GatewayMisconfigured, match="cannot share a stage with USAGE_PLANS") as refused:
         triggers.inbox_page_served({**ON, "AUTH_MODE": "jwt", "USAGE_PLANS": PLANS})
     assert "APPROVALS=off" in str(refused.value)
+
+
+def test_a_machine_listed_only_through_two_aliases_is_refused_naming_both_and_the_fix():
+    aliases = {**ON, "STATE_MACHINES": json.dumps({
+        "orders-live": {"arn": ORDERS_ARN + ":live"}, "orders-canary": {"arn": ORDERS_ARN + ":canary"}})}
+    with pytest.raises(GatewayMisconfigured, match=r"\['orders-canary', 'orders-live'\]") as refused:
+        triggers.closer_pattern(aliases)
+    assert "Add the unqualified entry" in str(refused.value)
+
+
+def test_aliases_beside_the_unqualified_entry_or_a_single_alias_are_accepted():
+    beside = {**ON, "STATE_MACHINES": json.dumps({
+        "orders": {"arn": ORDERS_ARN}, "orders-live": {"arn": ORDERS_ARN + ":live"},
+        "orders-canary": {"arn": ORDERS_ARN + ":canary"}})}
+    single = {**ON, "STATE_MACHINES": json.dumps({"orders-live": {"arn": ORDERS_ARN + ":live"}})}
+    assert triggers.closer_pattern(beside)["detail"]["stateMachineArn"] == [ORDERS_ARN]
+    assert triggers.closer_pattern(single)["detail"]["stateMachineArn"] == [ORDERS_ARN]
