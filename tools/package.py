@@ -9,7 +9,7 @@
 * On stages with APPROVALS=on, the approvals queue (+ dead-letter queue), the DynamoDB table
   (on demand, encrypted, TTL) and the grants of the API, consumer and closer functions on them
   name resources Chalice does not create: approvals_template() adds them (docs/approvals.md).
-* The gateway's own modules go into deployment.zip without their comments (the Lambda never
+* The gateway's own modules go into deployment.zip without their comments and module docstrings (the Lambda never
   reads them; each file keeps its lines, so tracebacks keep their line numbers). Every module
   is checked to parse to the same syntax tree as its source, or packaging fails. This keeps
   the bundle the size it had before chalicelib/ was split into packages (many small files
@@ -280,8 +280,28 @@ def _merged(merge: dict | None, extra: dict | None) -> dict | None:
     return merge
 
 
+def _module_docstring(tree: ast.Module) -> ast.Expr | None:
+    first = tree.body[0] if tree.body else None
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        return first
+    return None
+
+
+def _without_module_docstring(tree: ast.Module) -> ast.Module:
+    if _module_docstring(tree) is not None:
+        tree.body = tree.body[1:]
+    return tree
+
+
+def _same_code(shipped: str, source: str) -> bool:
+    """Both parse to the same syntax tree (module docstring aside) and have the same lines."""
+    return (ast.dump(_without_module_docstring(ast.parse(shipped)))
+            == ast.dump(_without_module_docstring(ast.parse(source)))
+            and shipped.count("\n") == source.count("\n"))
+
+
 def without_comments(source: str) -> str:
-    """The Python source with its comments removed and every line kept (same line numbers, same code)."""
+    """The Python source without its comments and module docstring, every line kept (same line numbers, same code)."""
     lines = source.splitlines(keepends=True)
     comments = [token for token in tokenize.generate_tokens(io.StringIO(source).readline)
                 if token.type == tokenize.COMMENT]
@@ -290,8 +310,15 @@ def without_comments(source: str) -> str:
         line = lines[row - 1]
         body = line.rstrip("\r\n")
         lines[row - 1] = (body[:start] + body[end:]).rstrip() + line[len(body):]
+    # The module docstring explains the design to readers; nothing reads a module's __doc__ at run time.
+    docstring = _module_docstring(ast.parse(source))
+    if docstring is not None:
+        ending = lines[docstring.end_lineno - 1][len(lines[docstring.end_lineno - 1].rstrip("\r\n")):]
+        lines[docstring.lineno - 1] = '""' + ending
+        for row in range(docstring.lineno, docstring.end_lineno):
+            lines[row] = lines[row][len(lines[row].rstrip("\r\n")):]
     stripped = "".join(lines)
-    if ast.dump(ast.parse(stripped)) != ast.dump(ast.parse(source)) or stripped.count("\n") != source.count("\n"):
+    if not _same_code(stripped, source):
         raise ValueError("removing comments changed the code")  # never expected: comments are not code
     return stripped
 
